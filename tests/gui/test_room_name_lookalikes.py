@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import join_rows
 from conftest import shot, wait_for
 from desk import ALICE, Desk, answer_when_shown
 from nacl.signing import SigningKey
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QTreeWidgetItem
 from test_key_doubted_elsewhere import searched
 
 from bucket_chat_desktop.gui.models.rooms_model import RoomRoles
@@ -63,14 +63,6 @@ def _settings(company: Path, partner: Path, partner_rooms: list[str]) -> Setting
     )
 
 
-def _items(dialog: RoomDialog) -> dict[str, QTreeWidgetItem]:
-    tree = dialog.rooms_list
-    assert tree is not None
-    return {
-        tree.topLevelItem(i).text(1): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
-    }
-
-
 def test_the_join_dialog_marks_a_name_of_a_room_the_user_is_in_already(
     qtbot: Any, qloop: Any, launch: Callable[..., Desk], tmp_path: Path
 ) -> None:
@@ -84,11 +76,13 @@ def test_the_join_dialog_marks_a_name_of_a_room_the_user_is_in_already(
     def look(dialog: RoomDialog) -> None:
         dialog.storage.setCurrentIndex(1)  # the partner's share
         qtbot.waitUntil(
-            lambda: dialog.listing_state == "done" and dialog.rooms_list.topLevelItemCount() == 2,
+            lambda: dialog.listing_state == "done" and dialog.rooms.rowCount() == 2,
             timeout=10_000,
         )
-        items = _items(dialog)
-        seen["rows"] = {room: (item.text(0), item.toolTip(0)) for room, item in items.items()}
+        seen["rows"] = {
+            room: (join_rows.text(dialog, room), join_rows.tip(dialog, room))
+            for room in join_rows.shown(dialog)
+        }
         dialog.resize(700, 360)
         shot(dialog, "join-dialog-name-of-a-joined-room", tmp_path)
         dialog.reject()
@@ -127,9 +121,10 @@ def test_the_join_dialog_compares_with_the_ids_of_the_rooms_the_user_is_in(
     dialog.show()
     dialog.storage.setCurrentIndex(1)
     qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
-    hostile = _items(dialog)["pay-2"]
-    assert hostile.text(0) == "⚠ Payroll"
-    assert "looks like the id of another room you are in (payroll on Company)" in hostile.toolTip(0)
+    assert join_rows.text(dialog, "pay-2") == "⚠ Payroll"
+    assert "looks like the id of another room you are in (payroll on Company)" in join_rows.tip(
+        dialog, "pay-2"
+    )
     dialog.reject()
     dialog.deleteLater()
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import join_rows
 import pytest
 from conftest import shot, wait_for
 from desk import ALICE, Desk, RecordingTray, answer_when_shown, settings_for
@@ -714,23 +715,16 @@ def test_the_join_dialog_lists_the_storage_rooms_and_joins_on_enter_or_double_cl
         assert dialog.list_status.text() == "Looking for rooms in this storage…"
         qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
         tree = dialog.rooms_list
-        rows = {
-            tree.topLevelItem(i).text(1): [tree.topLevelItem(i).text(c) for c in (0, 2)]
-            for i in range(tree.topLevelItemCount())
+        seen["rows"] = {
+            room: [name, when] for room, (name, _id, when) in join_rows.rows(dialog).items()
         }
-        seen["rows"] = rows
         seen["status"] = dialog.list_status.text()
-        ops = next(
-            tree.topLevelItem(i)
-            for i in range(tree.topLevelItemCount())
-            if tree.topLevelItem(i).text(1) == "ops"
-        )
-        seen["tip"] = ops.toolTip(0)
+        seen["tip"] = join_rows.tip(dialog, "ops")
         dialog.resize(700, 420)
         shot(dialog, "join-dialog", tmp_path)
         QTimer.singleShot(5000, dialog, dialog.reject)  # never a test that hangs on an open dialog
         tree.setFocus()
-        tree.setCurrentItem(ops)
+        join_rows.choose(dialog, "ops")
         assert dialog.room_id.text() == "ops"
         QTest.keyClick(tree, Qt.Key.Key_Return)
 
@@ -752,12 +746,7 @@ def test_the_join_dialog_lists_the_storage_rooms_and_joins_on_enter_or_double_cl
     def join_by_double_click(dialog: RoomDialog) -> None:
         qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=10_000)
         tree = dialog.rooms_list
-        item = next(
-            tree.topLevelItem(i)
-            for i in range(tree.topLevelItemCount())
-            if tree.topLevelItem(i).text(1) == "general"
-        )
-        rect = tree.visualItemRect(item)
+        rect = tree.visualRect(join_rows.index(dialog, "general"))
         QTimer.singleShot(5000, dialog, dialog.reject)  # never a test that hangs on an open dialog
         # a real double click: press and release, then the double click
         QTest.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
@@ -812,11 +801,7 @@ def test_the_join_dialog_says_when_the_storage_does_not_answer(
         "Shown: the rooms this device knows from earlier reads."
         " Greyed out: rooms you are in already."
     )
-    tree = dialog.rooms_list
-    assert sorted(tree.topLevelItem(i).text(1) for i in range(tree.topLevelItemCount())) == [
-        "falcon",
-        "general",
-    ]
+    assert sorted(join_rows.shown(dialog)) == ["falcon", "general"]
     shot(dialog, "join-dialog-no-answer", tmp_path)
     dialog.reject()
     dialog.deleteLater()
@@ -849,17 +834,17 @@ def test_the_join_dialog_says_a_forged_name_is_not_proven(
     )
 
     dialog = listed_rooms(qtbot, store)
-    tree = dialog.rooms_list
-    assert tree is not None
-    items = {tree.topLevelItem(i).text(1): tree.topLevelItem(i) for i in range(3)}
-    assert items["falcon"].text(0) == "⚠ Payroll"  # marked where it is read, not only its tip
-    assert items["general"].text(0) == "General"
-    tip = items["falcon"].toolTip(0)
-    assert "This name's signature is invalid" in tip
-    assert "Its name is not proven: metadata signature invalid: it does not match" in tip
-    assert "could not be used" not in tip
-    assert "Its metadata could not be used: metadata names room" in items["copycat"].toolTip(0)
-    assert "not proven" not in items["general"].toolTip(0)
+    assert len(join_rows.shown(dialog)) == 3
+    assert (
+        join_rows.text(dialog, "falcon") == "⚠ Payroll"
+    )  # marked where it is read, not only its tip
+    assert join_rows.text(dialog, "general") == "General"
+    said = join_rows.tip(dialog, "falcon")
+    assert "This name's signature is invalid" in said
+    assert "Its name is not proven: metadata signature invalid: it does not match" in said
+    assert "could not be used" not in said
+    assert "Its metadata could not be used: metadata names room" in join_rows.tip(dialog, "copycat")
+    assert "not proven" not in join_rows.tip(dialog, "general")
     shot(dialog, "join-dialog-forged-name", tmp_path)
 
 
@@ -873,14 +858,12 @@ def test_the_join_dialog_says_a_forged_name_imitates_another_room(
     path.write_bytes(path.read_bytes().replace(b"Project Falcon", b"General"))
 
     dialog = listed_rooms(qtbot, store)
-    tree = dialog.rooms_list
-    assert tree is not None
-    items = {tree.topLevelItem(i).text(1): tree.topLevelItem(i) for i in range(2)}
-    assert items["falcon"].text(0) == "⚠ General"
-    tip = items["falcon"].toolTip(0)
-    assert "This name's signature is invalid" in tip
-    assert "Its name looks like the name of another room here (general)." in tip
-    assert "looks like the name of another room here (falcon)." in items["general"].toolTip(0)
+    assert len(join_rows.shown(dialog)) == 2
+    assert join_rows.text(dialog, "falcon") == "⚠ General"
+    said = join_rows.tip(dialog, "falcon")
+    assert "This name's signature is invalid" in said
+    assert "Its name looks like the name of another room here (general)." in said
+    assert "looks like the name of another room here (falcon)." in join_rows.tip(dialog, "general")
     shot(dialog, "join-dialog-forged-lookalike", tmp_path)
 
 

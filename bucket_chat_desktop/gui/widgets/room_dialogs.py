@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QColor, QKeyEvent
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -19,12 +19,10 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
+    QTableView,
     QWidget,
 )
 
-from ... import timestamps
 from ...protocol.ids import (
     InvalidRoomIdError,
     check_new_room_id,
@@ -32,13 +30,13 @@ from ...protocol.ids import (
     new_room_id,
     room_id_folded,
 )
-from ...protocol.room_names import NamedRoom, name_lookalikes
-from ...protocol.untrusted_text import display_name_safe, one_line
+from ...protocol.room_names import NamedRoom
+from ...protocol.untrusted_text import one_line
 from ...settings import Settings
 from ...sync.room_objects import RoomSummary, StorageRooms
 from ...sync.rooms import room_id_suffix
+from ..models.found_rooms_model import ROOM_ROLE, FoundRoomsModel
 from ..safe import guard
-from ..style import TRUST_COLORS
 from ..tasks import TaskRunner
 
 # storage id -> the rooms it holds (``Controller.list_storage_rooms``): by default their
@@ -49,14 +47,7 @@ Summariser = Callable[[str, Sequence[str]], Coroutine[Any, Any, Sequence[RoomSum
 READ_AT_ONCE = 40  # rooms whose names one read asks for (those in view, then a page ahead)
 # the rooms the user is in, on every storage, by their names (``RoomsModel.named_rooms``)
 Joined = Callable[[], Iterable[NamedRoom]]
-ROOM_ROLE = Qt.ItemDataRole.UserRole
-
-
-def _cleaned(summary: RoomSummary) -> str:
-    """A room's name as read from its metadata (anyone with write access sets it),
-    cleaned for showing (``display_name_safe``): once per name read, not at every
-    keystroke in the filter or every batch of names read."""
-    return display_name_safe(summary.name) if summary.name else ""
+Index = QModelIndex | QPersistentModelIndex
 
 
 class RoomDialog(QDialog):
@@ -73,7 +64,13 @@ class RoomDialog(QDialog):
     number), and the name and last activity of a room (three requests) are read only once
     it is in view (``summariser``); a filter box finds any room by its id, and by its name
     once read. Before, the first 200 ids in name order were read and the rest only
-    counted: 200 rooms named to sort first (``0000-…``) hid every other (red team rt75)."""
+    counted: 200 rooms named to sort first (``0000-…``) hid every other (red team rt75).
+
+    The list is a table over the listing's ids (``FoundRoomsModel``): its work on the
+    GUI thread is for the rows shown and the names read, not for every room listed —
+    a member who plants 100,000 room folders froze the window 14 s on opening and 2 s
+    per scroll step when each room had its item and every batch of names read judged
+    and filtered them all (red team rt88)."""
 
     def __init__(
         self,
@@ -92,11 +89,9 @@ class RoomDialog(QDialog):
         self.lister = lister
         self.summariser = summariser
         self.joined = joined
-        self.rooms_list: QTreeWidget | None = None
-        # joining: the listed rooms' items by id, what was read of them, what is being read
-        self._items: dict[str, QTreeWidgetItem] = {}
-        self._summaries: dict[str, RoomSummary] = {}
-        self._names: dict[str, str] = {}  # room id -> its name as read, cleaned once
+        self.rooms_list: QTableView | None = None
+        # joining: the listed rooms, what was read of them (the model), what is being read
+        self.rooms = FoundRoomsModel(self)
         self._reading: set[str] = set()
         self._found = StorageRooms(())
         self._read_timer = QTimer(self)
@@ -166,24 +161,34 @@ class RoomDialog(QDialog):
         self.list_status.setObjectName("help")
         self.list_status.setWordWrap(True)
         self.list_status.setTextFormat(Qt.TextFormat.PlainText)  # quotes storage errors
-        tree = self.rooms_list = QTreeWidget()
-        tree.setObjectName("storageRooms")
-        tree.setColumnCount(3)
-        tree.setHeaderLabels(["Name", "Room id", "Last activity"])
-        tree.setRootIsDecorated(False)
-        tree.setUniformRowHeights(True)
-        tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        tree.setMinimumHeight(220)
-        tree.setStyleSheet("QTreeWidget#storageRooms::item { padding: 3px 2px; }")
-        header = tree.header()
+        # a table: of Qt's views the one that asks only for the rows in view (a tree or
+        # a list view walks every row of the model at each change)
+        table = self.rooms_list = QTableView()
+        table.setObjectName("storageRooms")
+        table.setModel(self.rooms)
+        self.rooms.greyed = table.palette().placeholderText()
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setShowGrid(False)
+        table.setWordWrap(False)
+        table.setMinimumHeight(220)
+        rows = table.verticalHeader()
+        rows.hide()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(table.fontMetrics().height() + 10)
+        header = table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setResizeContentsPrecision(0)  # the rows in view, not a thousand of them
         header.setStretchLastSection(False)
-        tree.currentItemChanged.connect(self._on_room_chosen)
-        tree.itemDoubleClicked.connect(lambda item, _col: self._join_item(item))
-        tree.installEventFilter(self)
-        tree.verticalScrollBar().valueChanged.connect(lambda _v: self._read_timer.start())
+        table.selectionModel().currentRowChanged.connect(self._on_room_chosen)
+        table.doubleClicked.connect(self._join_index)
+        table.installEventFilter(self)
+        table.verticalScrollBar().valueChanged.connect(lambda _v: self._read_timer.start())
         self.filter = QLineEdit()
         self.filter.setObjectName("roomFilter")
         self.filter.setPlaceholderText("Filter by room id, or by name once shown")
@@ -191,7 +196,7 @@ class RoomDialog(QDialog):
         self.filter.textChanged.connect(lambda _t: self._apply_filter())
         form.addRow("Rooms here", self.list_status)
         form.addRow("Filter", self.filter)
-        form.addRow(tree)
+        form.addRow(table)
 
     def refresh_rooms(self) -> None:
         """List the chosen storage's rooms, off the GUI thread (the answer comes back
@@ -202,9 +207,7 @@ class RoomDialog(QDialog):
         storage_id = self.storage.currentData()
         self.taken = []
         if self.rooms_list is not None:
-            self.rooms_list.clear()
-            self._items.clear()
-            self._summaries.clear()
+            self.rooms.clear()
             self._reading.clear()
         else:
             self._validate()
@@ -260,95 +263,80 @@ class RoomDialog(QDialog):
         view (``_read_shown``). Names come from each room's metadata, which anyone with
         write access can set: cleaned (``display_name_safe``), always beside the room id,
         and marked when a name looks like the name or id of another listed room, or of a
-        room the user is in on any storage (``name_lookalikes``)."""
+        room the user is in on any storage (``name_lookalikes``). The rows are made as
+        they are shown (``FoundRoomsModel``)."""
         assert self.rooms_list is not None
-        tree = self.rooms_list
-        tree.clear()
-        self._items.clear()
-        self._summaries = {r.room_id: r for r in found.rooms}
-        self._names = {r.room_id: _cleaned(r) for r in found.rooms}
         self._reading.clear()
         self._found = found
-        joined = set(self._joined())
         newest_first = sorted(found.rooms, key=lambda r: -(r.last_activity_ms or 0))
         order = [r.room_id for r in newest_first]
-        order += [r for r in found.unread if r not in self._summaries]
-        items = []
-        for room_id in order:
-            item = QTreeWidgetItem(["", room_id, ""])
-            item.setData(0, ROOM_ROLE, room_id)
-            if room_id in joined:
-                item.setForeground(0, tree.palette().placeholderText())
-                item.setForeground(1, tree.palette().placeholderText())
-            self._items[room_id] = item
-            items.append(item)
-        tree.addTopLevelItems(items)
-        self._render_read()
-        for room_id in order:
-            if room_id not in self._summaries:
-                self._render_unread(self._items[room_id])
+        named = set(order)
+        order += [r for r in found.unread if r not in named]
+        self.rooms.show(
+            str(self.storage.currentData()),
+            order,
+            newest_first,
+            self._joined(),
+            self._rooms_in(),
+        )
         self.listing_state = "done"
         self._apply_filter()
 
     def _status(self) -> None:
         """What the list holds, in words (and how many rooms the filter lets through)."""
         found = self._found
-        joined = set(self._joined())
-        count = len(self._items)
-        shown = sum(1 for it in self._items.values() if not it.isHidden())
+        rooms = self.rooms
+        count = rooms.listed
         if found.note:
             text = found.note
         elif count:
             text = f"{count:,} room{'s' if count != 1 else ''} found. Double-click one to join it."
         else:
             text = "No rooms in this storage yet. Type an id below to join one that will exist."
-        if self.filter.text().strip():
+        if rooms.filtering:
+            shown = rooms.rowCount()
             text += f" {shown:,} match{'es' if shown == 1 else ''} the filter."
-        elif len(self._summaries) < count:
+        elif len(rooms.summaries) < count:
             text += " Names are read for the rooms in view; the filter finds any by its id."
-        if any(r in joined for r in self._items):
+        if any(rooms.holds(r) for r in self._joined()):
             text += " Greyed out: rooms you are in already."
         self.list_status.setText(text)
 
     def _apply_filter(self) -> None:
         """Show the rooms whose id, or name once read, holds what is typed (any case);
-        then read the names of those that came into view."""
+        then read the names of those that came into view. The room chosen stays chosen
+        if the filter lets it through."""
         if self.rooms_list is None:
             return
-        words = self.filter.text().strip().casefold()
-        names = self._names
-        for room_id, item in self._items.items():
-            item.setHidden(
-                bool(words)
-                and words not in room_id.casefold()
-                and words not in names.get(room_id, "").casefold()
-            )
+        table = self.rooms_list
+        current = table.currentIndex()
+        chosen = str(current.data(ROOM_ROLE)) if current.isValid() else None
+        self.rooms.set_filter(self.filter.text())
+        if chosen is not None and not table.currentIndex().isValid():
+            row = self.rooms.row_of(chosen)
+            if row >= 0:
+                table.setCurrentIndex(self.rooms.index(row, 0))
         self._status()
         self._read_timer.start()
 
     def _in_view(self) -> list[str]:
         """The ids of the rooms in the list's view, then as many again below it."""
         assert self.rooms_list is not None
-        tree = self.rooms_list
-        item = tree.itemAt(0, 0)
-        if item is None:  # before the first layout: the first rows
-            item = next((it for it in self._items.values() if not it.isHidden()), None)
-        height = tree.viewport().height()
-        rows = max(10, 2 * height // max(1, tree.sizeHintForRow(0)))
-        ids: list[str] = []
-        while item is not None and len(ids) < rows:
-            ids.append(str(item.data(0, ROOM_ROLE)))
-            item = tree.itemBelow(item)
-        return ids
+        table = self.rooms_list
+        top = max(0, table.rowAt(0))  # before the first layout (-1): the first rows
+        height = table.viewport().height()
+        rows = max(10, 2 * height // max(1, table.verticalHeader().defaultSectionSize()))
+        return self.rooms.room_ids(top, rows)
 
     def _read_shown(self) -> None:
         """Read the names and activity of the rooms in view not read yet (a few dozen at
         a time; scrolling or filtering reads the next)."""
-        if self.summariser is None or self.rooms_list is None or not self._items:
+        if self.summariser is None or self.rooms_list is None or not self.rooms.listed:
             return
-        wanted = [
-            r for r in self._in_view() if r not in self._summaries and r not in self._reading
-        ][:READ_AT_ONCE]
+        summaries = self.rooms.summaries
+        wanted = [r for r in self._in_view() if r not in summaries and r not in self._reading][
+            :READ_AT_ONCE
+        ]
         if not wanted:
             return
         self._reading.update(wanted)
@@ -366,73 +354,11 @@ class RoomDialog(QDialog):
                 self._reading.difference_update(room_ids)
         if asked != self._asked or self.rooms_list is None:
             return  # another storage was chosen, or the dialog closed
-        for summary in read:
-            if summary.room_id in self._items:
-                self._summaries[summary.room_id] = summary
-                self._names[summary.room_id] = _cleaned(summary)
-        self._render_read()
-        self._apply_filter()  # a name read may match the filter; reads what is in view next
-
-    def _render_unread(self, item: QTreeWidgetItem) -> None:
-        item.setText(0, "…")
-        item.setText(2, "")
-        item.setToolTip(
-            0, f"Room id: {item.data(0, ROOM_ROLE)}\nIts name is read once it is shown."
-        )
-
-    def _render_read(self) -> None:
-        """Show the name, marks and last activity of every room read, the look-alikes
-        judged again over all of them (a name read later may look like one shown)."""
-        assert self.rooms_list is not None
-        tree = self.rooms_list
-        storage_id = str(self.storage.currentData())
-        joined = set(self._joined())
-        listed = [
-            NamedRoom(f"{storage_id}/{room_id}", room_id, self._clean_name(room_id))
-            for room_id in self._items
-        ]
-        # listed first: a room listed and joined is judged as listed
-        looks = name_lookalikes([*listed, *self._rooms_in()], judge=[r.key for r in listed])
-        for room in self._summaries.values():
-            item = self._items.get(room.room_id)
-            if item is None:
-                continue
-            name = self._names.get(room.room_id, "")
-            look = looks.get(f"{storage_id}/{room.room_id}")
-            warnings = [look] if look else []
-            if room.metadata is not None and room.metadata.bad_signature and name:
-                # a name its signature does not cover: rewritten by someone with write
-                # access, or damaged. Marked in the list, not only in its tip; beside
-                # whom it may pass for, never instead.
-                warnings.insert(
-                    0,
-                    "This name's signature is invalid: someone other than the room's "
-                    "creator may have written it, or it was damaged.",
-                )
-            shown = (f"⚠ {name}" if warnings else name) or "(no name)"
-            when = timestamps.full(room.last_activity_ms) if room.last_activity_ms else "—"
-            item.setText(0, shown)
-            item.setText(2, when)
-            tips = [f"Room id: {room.room_id}", *warnings]
-            if warnings:
-                item.setForeground(0, QColor(TRUST_COLORS["key-changed"]))
-            if room.problem and room.metadata is None:
-                tips.append(f"Its metadata could not be used: {one_line(room.problem, 200)}")
-            elif room.problem:  # used, but its name proves nothing (a signature is bad or none)
-                tips.append(f"Its name is not proven: {one_line(room.problem, 200)}")
-            if room.room_id in joined:
-                tips.append("You are in this room already.")
-                item.setForeground(0, tree.palette().placeholderText())
-            if room.last_activity_ms:
-                tips.append("Last activity as its newest segment names say (not checked).")
-            for col in range(3):
-                item.setToolTip(col, "\n".join(tips))
-            font = item.font(0)
-            font.setItalic(not name)
-            item.setFont(0, font)
-
-    def _clean_name(self, room_id: str) -> str:
-        return self._names.get(room_id, "")
+        # these rows, and those whose names look like theirs, shown again; the filter
+        # looks at these rows only
+        self.rooms.set_read(read)
+        self._status()
+        self._read_timer.start()  # reads what is in view next
 
     def _rooms_in(self) -> list[NamedRoom]:
         """The rooms the user is in, on every storage: by their names when the app knows
@@ -449,14 +375,14 @@ class RoomDialog(QDialog):
         entry = self.settings.storage(str(self.storage.currentData()))
         return list(entry.rooms) if entry is not None else []
 
-    def _on_room_chosen(self, item: QTreeWidgetItem | None, _prev: Any = None) -> None:
-        if item is not None:
-            self.room_id.setText(str(item.data(0, ROOM_ROLE)))
+    def _on_room_chosen(self, index: Index, _prev: Any = None) -> None:
+        if index.isValid():
+            self.room_id.setText(str(index.data(ROOM_ROLE)))
 
-    def _join_item(self, item: QTreeWidgetItem | None) -> None:
-        if item is None:
+    def _join_index(self, index: Index) -> None:
+        if not index.isValid():
             return
-        self._on_room_chosen(item)
+        self._on_room_chosen(index)
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         if ok.isEnabled():
             self.accept()
@@ -469,7 +395,7 @@ class RoomDialog(QDialog):
             and isinstance(event, QKeyEvent)
             and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
         ):
-            self._join_item(self.rooms_list.currentItem())
+            self._join_index(self.rooms_list.currentIndex())
             return True
         return super().eventFilter(watched, event)
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 import itertools
 import sys
 
-from bucket_chat_desktop.protocol.room_names import NamedRoom, name_lookalikes
+from bucket_chat_desktop.protocol.room_names import (
+    NamedRoom,
+    name_look,
+    name_lookalikes,
+    name_looks,
+)
 
 
 def _here(room_id: str, name: str) -> NamedRoom:
@@ -117,3 +122,29 @@ def test_a_name_with_an_invisible_variation_selector_is_marked() -> None:
         found = name_lookalikes(rooms)
         assert found["pay-x"] == "Its name looks like the name of another room here (payroll-2)."
         assert "payroll-2" not in found  # the one with the invisible letter is marked
+
+
+def test_the_looks_of_many_room_ids_are_those_of_each_in_a_few_calls() -> None:
+    """``name_looks`` folds every id listed at once (the join dialog compares each name
+    it reads with up to 200,000 of them): what ``name_look`` says of each, pairs that
+    fold ("rn", "cl", "vv", "1", "0", "I") included, never folded across two ids."""
+    ids = ["General", "payro1l", "r", "n", "c", "l-cI", "v", "v", "0ps", "a.b_c-d", "RN", ""]
+    ids += [f"Room-{n:05d}" for n in range(2_000)]
+    calls = 0
+
+    def count(_frame: object, event: str, _arg: object) -> None:
+        nonlocal calls
+        calls += event in ("call", "c_call")
+
+    sys.setprofile(count)
+    try:
+        looks = name_looks(ids)
+    finally:
+        sys.setprofile(None)
+    assert looks == [name_look(r) for r in ids]
+    assert looks[2:4] == ["r", "n"]  # "r" then "n": not one "m"
+    assert calls < 40, calls
+    # anything that is not a room id (a "/", a space, other letters) is looked at alone
+    for odd in (["a/b", "rn"], ["a b", "c"], ["G\u0435neral", "general"], ["x\ty"]):
+        assert name_looks(odd) == [name_look(t) for t in odd]
+    assert name_looks([]) == []
