@@ -336,19 +336,22 @@ async def test_a_wait_let_go_without_a_rest_is_paid_for_by_the_next_rest(
     time a wait without a rest; the rest after the next (empty) long poll pays for it, so
     the queue costs no more per request than an honest cycle (without it, about 300
     requests an hour behind other windows)."""
-    config = replace(QUEUE_ONLY, feed_wait=5.0, feed_rest=2.0)  # a cycle: 7 s
+    # A cycle: 5 s. Nothing here must land within one long poll (the forged notice is
+    # read by whichever wait comes next), so the poll is short.
+    config = replace(QUEUE_ONLY, feed_wait=2.0, feed_rest=3.0)
     stores = stores_for("s3")
     c = await chat(stores, tmp_path, config)
     try:
-        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 3.0)
         key = f"{stores.location.prefix}/{blob_path(ROOM, hashlib.sha256(b'x').hexdigest())}"
         body = json.dumps({"Records": [notification(stores.bucket, key)]})
         c.sqs().send_message(QueueUrl=c.queue_url, MessageBody=body)
         await until(lambda: c.follower.feed_last_rest == 0.0)  # let go without a rest
         rests = c.follower.feed_rests
         await until(lambda: c.follower.feed_rests > rests)  # after the next, empty, wait
-        # Three requests (a receive and a delete, then a receive) in about 5 s: rested
-        # until three cycles (21 s) have passed since the first began.
+        # Three requests (a receive and a delete, then a receive) in about 2 s: rested
+        # until three cycles (15 s) have passed since the first began. Unpaid, the rest
+        # would be the plain ``feed_rest``.
         assert c.follower.feed_last_rest > 2 * config.feed_rest
     finally:
         await c.close()
