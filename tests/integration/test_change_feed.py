@@ -737,7 +737,10 @@ async def test_a_queue_that_does_not_answer_falls_back_without_hanging(
 ) -> None:
     stores = stores_for("s3")
     queue = f"http://127.0.0.1:{silent_port}/123456789012/silent"
-    c = await chat(stores, tmp_path, FALLBACK, queue_url=queue)
+    # A queue's request is given up after the storage's timeout at most (``sqs.GRACE``,
+    # 5 s): 2 s here, which the emulator's answers to the bucket's requests still fit in.
+    options = {"timeout": "2"}
+    c = await chat(stores, tmp_path, FALLBACK, queue_url=queue, follower_options=options)
     try:
         await until(lambda: bool(c.statuses))
         status = c.statuses[-1]
