@@ -143,6 +143,21 @@ async def chat(
     return holder[0]
 
 
+async def rested(c: Chat, config: SyncConfig) -> None:
+    """Wait until a whole long poll came back empty and the rest after it is as set
+    (behind other windows and quiet), then give the follower ``config``. It was started
+    on ``config`` with 1 s long polls (``quick_start``): the first empty one is only
+    the way in, and 1 s shows it as well as 5 s; from the rest on, every long poll the
+    test's steps must land within is ``config``'s."""
+    await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == config.feed_rest)
+    c.follower.config = config
+
+
+def quick_start(config: SyncConfig) -> SyncConfig:
+    """``config`` with 1 s long polls until ``rested`` gives the follower ``config``."""
+    return replace(config, feed_wait=1.0)
+
+
 async def test_a_message_arrives_through_the_queue_without_polling_the_bucket(
     stores_for: StoresMaker, tmp_path: Path
 ) -> None:
@@ -247,10 +262,10 @@ async def test_an_attachment_behind_other_windows_is_followed_by_no_rest(
     waited that long behind other windows. No rest follows such a wait now: the message
     comes next."""
     config = replace(QUEUE_ONLY, feed_wait=5.0, feed_rest=2.0)
-    c = await chat(stores_for("s3"), tmp_path, config)
+    c = await chat(stores_for("s3"), tmp_path, quick_start(config))
     try:
         # A whole long poll came back empty, and the rest after it is as set.
-        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        await rested(c, config)
         data = b"the minutes"
         path = blob_path(ROOM, hashlib.sha256(data).hexdigest())
         assert await c.stores.new().put_if_absent(path, data)
@@ -272,9 +287,9 @@ async def test_two_files_sent_together_make_no_message_wait_for_a_rest(
     cycles, 140 s by default), and the messages noticed meanwhile waited for it behind
     other windows. Two are let go now (``FEED_NAMED_GRACES``)."""
     config = replace(QUEUE_ONLY, feed_wait=5.0, feed_rest=2.0)
-    c = await chat(stores_for("s3"), tmp_path, config)
+    c = await chat(stores_for("s3"), tmp_path, quick_start(config))
     try:
-        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        await rested(c, config)
         store = c.stores.new()
         first, second = b"the minutes", b"the agenda"
         assert await store.put_if_absent(blob_path(ROOM, hashlib.sha256(first).hexdigest()), first)
@@ -304,9 +319,9 @@ async def test_made_up_attachments_get_two_waits_without_a_rest_then_the_pace_of
     config = replace(QUEUE_ONLY, feed_wait=5.0, feed_rest=2.0)  # a cycle: 7 s
     cycle = config.feed_wait + config.feed_rest
     stores = stores_for("s3")
-    c = await chat(stores, tmp_path, config)
+    c = await chat(stores, tmp_path, quick_start(config))
     try:
-        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        await rested(c, config)
         sqs = c.sqs()
         prefix = stores.location.prefix
 
