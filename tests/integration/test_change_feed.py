@@ -143,6 +143,21 @@ async def chat(
     return holder[0]
 
 
+async def rested(c: Chat, config: SyncConfig) -> None:
+    """Wait until a whole long poll came back empty and the rest after it is as set
+    (behind other windows and quiet), then give the follower ``config``. It was started
+    on ``config`` with 1 s long polls (``quick_start``): the first empty one is only
+    the way in, and 1 s shows it as well as 5 s; from the rest on, every long poll the
+    test's steps must land within is ``config``'s."""
+    await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == config.feed_rest)
+    c.follower.config = config
+
+
+def quick_start(config: SyncConfig) -> SyncConfig:
+    """``config`` with 1 s long polls until ``rested`` gives the follower ``config``."""
+    return replace(config, feed_wait=1.0)
+
+
 async def test_a_message_arrives_through_the_queue_without_polling_the_bucket(
     stores_for: StoresMaker, tmp_path: Path
 ) -> None:
@@ -247,10 +262,10 @@ async def test_an_attachment_behind_other_windows_is_followed_by_no_rest(
     waited that long behind other windows. No rest follows such a wait now: the message
     comes next."""
     config = replace(QUEUE_ONLY, feed_wait=5.0, feed_rest=2.0)
-    c = await chat(stores_for("s3"), tmp_path, config)
+    c = await chat(stores_for("s3"), tmp_path, quick_start(config))
     try:
         # A whole long poll came back empty, and the rest after it is as set.
-        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        await rested(c, config)
         data = b"the minutes"
         path = blob_path(ROOM, hashlib.sha256(data).hexdigest())
         assert await c.stores.new().put_if_absent(path, data)
@@ -272,9 +287,9 @@ async def test_two_files_sent_together_make_no_message_wait_for_a_rest(
     cycles, 140 s by default), and the messages noticed meanwhile waited for it behind
     other windows. Two are let go now (``FEED_NAMED_GRACES``)."""
     config = replace(QUEUE_ONLY, feed_wait=5.0, feed_rest=2.0)
-    c = await chat(stores_for("s3"), tmp_path, config)
+    c = await chat(stores_for("s3"), tmp_path, quick_start(config))
     try:
-        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        await rested(c, config)
         store = c.stores.new()
         first, second = b"the minutes", b"the agenda"
         assert await store.put_if_absent(blob_path(ROOM, hashlib.sha256(first).hexdigest()), first)
@@ -304,9 +319,9 @@ async def test_made_up_attachments_get_two_waits_without_a_rest_then_the_pace_of
     config = replace(QUEUE_ONLY, feed_wait=5.0, feed_rest=2.0)  # a cycle: 7 s
     cycle = config.feed_wait + config.feed_rest
     stores = stores_for("s3")
-    c = await chat(stores, tmp_path, config)
+    c = await chat(stores, tmp_path, quick_start(config))
     try:
-        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        await rested(c, config)
         sqs = c.sqs()
         prefix = stores.location.prefix
 
@@ -336,19 +351,22 @@ async def test_a_wait_let_go_without_a_rest_is_paid_for_by_the_next_rest(
     time a wait without a rest; the rest after the next (empty) long poll pays for it, so
     the queue costs no more per request than an honest cycle (without it, about 300
     requests an hour behind other windows)."""
-    config = replace(QUEUE_ONLY, feed_wait=5.0, feed_rest=2.0)  # a cycle: 7 s
+    # A cycle: 5 s. Nothing here must land within one long poll (the forged notice is
+    # read by whichever wait comes next), so the poll is short.
+    config = replace(QUEUE_ONLY, feed_wait=2.0, feed_rest=3.0)
     stores = stores_for("s3")
     c = await chat(stores, tmp_path, config)
     try:
-        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 2.0)
+        await until(lambda: c.follower.feed_resting and c.follower.feed_last_rest == 3.0)
         key = f"{stores.location.prefix}/{blob_path(ROOM, hashlib.sha256(b'x').hexdigest())}"
         body = json.dumps({"Records": [notification(stores.bucket, key)]})
         c.sqs().send_message(QueueUrl=c.queue_url, MessageBody=body)
         await until(lambda: c.follower.feed_last_rest == 0.0)  # let go without a rest
         rests = c.follower.feed_rests
         await until(lambda: c.follower.feed_rests > rests)  # after the next, empty, wait
-        # Three requests (a receive and a delete, then a receive) in about 5 s: rested
-        # until three cycles (21 s) have passed since the first began.
+        # Three requests (a receive and a delete, then a receive) in about 2 s: rested
+        # until three cycles (15 s) have passed since the first began. Unpaid, the rest
+        # would be the plain ``feed_rest``.
         assert c.follower.feed_last_rest > 2 * config.feed_rest
     finally:
         await c.close()
@@ -391,6 +409,10 @@ async def test_junk_and_hostile_queue_messages_are_ignored_and_deleted(
 ) -> None:
     stores = stores_for("s3")
     c = await chat(stores, tmp_path, QUEUE_ONLY)
+    # In front, a wait that brought junk is paced at ``FEED_FRONT_PACE`` a request, not
+    # rested two cycles (2 s) as behind other windows: how junk is paced is the test of
+    # the junk tests above; here, what is ignored, deleted, said and read.
+    c.follower.set_window_focused(True)
     try:
         await until(lambda: c.follower.feed_active and c.follower.feed_rounds >= 1)
         await until(lambda: c.waiting() == 0)
@@ -678,6 +700,10 @@ async def test_ten_large_messages_of_quotes_are_read_one_at_a_time_not_a_jam(
 
     async with fake_queue(answer, "quotes") as url:
         c = await chat(stores, tmp_path, FALLBACK, queue_url=url)
+        # In front, junk is paced at ``FEED_FRONT_PACE`` a request (1 s a message) rather
+        # than behind other windows' two cycles (2 s): how junk is paced is the test of
+        # the two tests above; here, that every message is read, ignored and deleted.
+        c.follower.set_window_focused(True)
         try:
             await until(lambda: counts["deleted"] == 10, timeout=LIVENESS)
             assert counts["largest"] > MAX_REPLY_BYTES  # the first reply: refused unread
@@ -726,7 +752,10 @@ async def test_a_queue_that_does_not_answer_falls_back_without_hanging(
 ) -> None:
     stores = stores_for("s3")
     queue = f"http://127.0.0.1:{silent_port}/123456789012/silent"
-    c = await chat(stores, tmp_path, FALLBACK, queue_url=queue)
+    # A queue's request is given up after the storage's timeout at most (``sqs.GRACE``,
+    # 5 s): 2 s here, which the emulator's answers to the bucket's requests still fit in.
+    options = {"timeout": "2"}
+    c = await chat(stores, tmp_path, FALLBACK, queue_url=queue, follower_options=options)
     try:
         await until(lambda: bool(c.statuses))
         status = c.statuses[-1]

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.conftest import make_key  # tests/ is on sys.path (rootdir-relative packages)
 
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.protocol.segment import decode_segment
@@ -84,6 +85,13 @@ class Cli:
         elif stores.kind == "az":
             self.env["AZURE_STORAGE_ACCOUNT_KEY"] = emu.AZ_KEY
 
+    def setup_keys(self, user_id: str) -> None:
+        """The key file ``setup-keys`` leaves, made at the tests' low Argon2id cost
+        (``e2e.conftest.make_key``): each command that signs unlocks it in a millisecond,
+        not 0.2-0.45 s of CPU. The command itself is tested in tests/unit/cli."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        make_key(self.home, user_id, PASSPHRASE)
+
     def __call__(
         self, url: str, *args: str, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
@@ -124,7 +132,7 @@ def test_cli_with_a_frozen_storage_queues_reads_the_index_and_delivers_once_afte
     # can make the commands return while it is frozen.
     url = with_options(stores, timeout="30", retries="3")
     alice = Cli(stores, tmp_path / "alice")
-    assert alice(url, "setup-keys", "--user-id", "alice@example.com").returncode == 0
+    alice.setup_keys("alice@example.com")
     made = alice(url, "create-room", "--room-id", ROOM, "--name", "Team", "--user-id",
                  "alice@example.com")  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -137,7 +145,7 @@ def test_cli_with_a_frozen_storage_queues_reads_the_index_and_delivers_once_afte
     full = stores.kind == "s3"
     stranger = Cli(stores, tmp_path / "stranger")  # a device that never read the room
     if full:
-        assert stranger(url, "setup-keys", "--user-id", "sam@example.com").returncode == 0
+        stranger.setup_keys("sam@example.com")
 
     bodies = ["before", "during 1", "during 2"] if full else ["before", "during 1"]
     # While frozen every step ends by the deadline, whatever its length: the shortest one

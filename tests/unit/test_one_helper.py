@@ -9,25 +9,31 @@ module that does it is listed by file and line.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = ROOT / "bucket_chat_desktop"
 
 
-def _trees() -> Iterator[tuple[str, ast.Module]]:
+@functools.cache
+def _nodes() -> tuple[tuple[str, tuple[ast.AST, ...]], ...]:
+    """Every module of the package with all of its nodes, parsed and walked once for all
+    the rules (each rule only reads them)."""
+    found = []
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         rel = path.relative_to(PACKAGE_DIR).as_posix()
-        yield rel, ast.parse(path.read_text("utf-8"), filename=rel)
+        found.append((rel, tuple(ast.walk(ast.parse(path.read_text("utf-8"), filename=rel)))))
+    return tuple(found)
 
 
 def _offenders(is_bad: Callable[[ast.AST], bool], allowed: set[str]) -> list[str]:
     found = []
-    for rel, tree in _trees():
+    for rel, nodes in _nodes():
         if rel in allowed:
             continue
-        found.extend(f"{rel}:{node.lineno}" for node in ast.walk(tree) if is_bad(node))
+        found.extend(f"{rel}:{node.lineno}" for node in nodes if is_bad(node))
     return found
 
 
@@ -95,8 +101,8 @@ def test_one_private_folder_helper() -> None:
     """``ensure_private_dir`` is defined once (``osfiles``)."""
     defined = [
         f"{rel}:{node.lineno}"
-        for rel, tree in _trees()
-        for node in ast.walk(tree)
+        for rel, nodes in _nodes()
+        for node in nodes
         if isinstance(node, ast.FunctionDef) and node.name == "ensure_private_dir"
     ]
     assert [d.split(":")[0] for d in defined] == ["osfiles.py"]
