@@ -112,19 +112,21 @@ def _preview(ev: Event, claim: str = "") -> str:
 
 
 def room_preview(ev: Event | None, names: Names, claim: str = "") -> tuple[str, str]:
-    """The room list's line for ``ev`` (None: a message deleted) and who it says wrote
-    it: a message's text after its sender's name, "Eve: …" (the display name, else
-    the id spelled out: ``shown_id``), as chat apps do; a notice of the app's own
-    (a member event's, a deletion's) as ``_preview`` and ``DELETED`` say it, with no
-    one (""), which the room list draws as a notice. A message's text can be anything
-    ("carol@example.com left the room", "Message deleted"): without its sender's name
-    it read as the notice it imitates (red team rt86)."""
+    """The room list's text for ``ev`` (None: a message deleted) and who it says wrote
+    it, apart: a message's text and its sender's name (the display name, else the id
+    spelled out: ``shown_id``, as its row shows it), which the room list draws before
+    the text, "Eve: …", as chat apps do; a notice of the app's own (a member event's, a
+    deletion's) as ``_preview`` and ``DELETED`` say it, with no one (""), which the room
+    list draws as a notice. A message's text can be anything ("carol@example.com left
+    the room", "Message deleted"): without its sender's name it read as the notice it
+    imitates (red team rt86). The two stay apart so that nothing has to tell them apart
+    in the text again (red team rt89: a sender id that the text's cleaning changed no
+    longer matched, and a member's message was drawn as the app's notice)."""
     if ev is None:
         return DELETED, ""
     if ev.type == MEMBER:
         return _preview(ev, claim), ""
-    who = names.name(ev.sender_id) or shown_id(ev.sender_id)
-    return f"{who}: {_preview(ev)}", who
+    return _preview(ev), names.name(ev.sender_id) or shown_id(ev.sender_id)
 
 
 class DoubtedElsewhere(Mapping[tuple[str, str], str]):
@@ -1185,7 +1187,7 @@ class Controller(QObject):
             claim = "" if current is None else self._claim(key, current)
             preview, sender = room_preview(current, self.names(key), claim)
             changes.update(
-                preview=preview,
+                preview_text=preview,
                 preview_sender=sender,
                 preview_warning=self._preview_warning(key, shown),
             )

@@ -152,7 +152,7 @@ def test_rooms_model(qtmodeltester: Any, force_py: bool) -> None:
         model.add(RoomItem(f"s{i % 2}/room-{i}", name, f"Storage {i % 2}"))
     model.add(RoomItem("s0/room-0", "duplicate", "Storage 0"))  # ignored
     assert model.rowCount() == 3
-    model.update("s1/room-1", unread=3, preview="hi", last_ts=T0, findings=2)
+    model.update("s1/room-1", unread=3, preview_text="hi", last_ts=T0, findings=2)
     model.update("s1/room-1", unread=3)  # no change, no signal
     model.update("nope/room", unread=1)  # unknown: ignored
     model.set_storage_online("s0", False)
