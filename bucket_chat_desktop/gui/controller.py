@@ -51,7 +51,7 @@ from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
 from ..sync.writer import RoomError
-from ..timestamps import LateArrival, late_arrival
+from ..timestamps import LateArrival, LateCopy, late_arrival, late_copy
 from .bridge import EngineBridge
 from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
@@ -1235,29 +1235,31 @@ class Controller(QObject):
     def _note_late(self, room: RoomSession, incoming: list[Assessed]) -> None:
         """New messages dated long before they arrived (``timestamps.late_arrival``): a
         member's next message dated weeks back is news, but shown weeks up among older
-        rows; its row says when it arrived and that its date is earlier (red team rt79)."""
+        rows; its row says when it arrived and that its date is earlier (red team rt79).
+        Noted of the copy that arrived, not of its id: another member's message under
+        the same id, read on time, is not late (red team rt89)."""
         now_ms = int(time.time() * 1000)
         notes = {
-            a.event.event_id: late
+            late_copy(a.event.event_id, a.path, a.line): late
             for a in incoming
             if (late := late_arrival(a.event.timestamp_ms, now_ms)) is not None
         }
         if notes:
             self.timeline(room.ref.key).note_late(notes)
 
-    def late_arrivals(self, key: str) -> dict[str, LateArrival]:
+    def late_arrivals(self, key: str) -> dict[LateCopy, LateArrival]:
         """The messages of room ``key`` noted this session as arrived long after their
-        date (``_note_late``), by event id: a copy, for what leaves the app (an export)
+        date (``_note_late``), by copy (``late_copy``): a copy, for what leaves the app (an export)
         to say what their rows say. No timeline model is made for it."""
         room = self._rooms.get(key)
         model = room.timeline if room is not None else None
         return model.late_arrivals() if model is not None else {}
 
-    def late_arrival(self, key: str, event_id: str) -> LateArrival | None:
-        """``late_arrivals`` of one message (a search result names it)."""
+    def late_arrival(self, key: str, event_id: str, path: str, line: int) -> LateArrival | None:
+        """``late_arrivals`` of one copy of a message (a search result names it)."""
         room = self._rooms.get(key)
         model = room.timeline if room is not None else None
-        return model.late_arrival(event_id) if model is not None else None
+        return model.late_arrival(late_copy(event_id, path, line)) if model is not None else None
 
     def _preview_warning(self, key: str, row: Assessed) -> str:
         """Why the room list marks its preview (⚠), or "": the row is not verified (in
