@@ -175,6 +175,18 @@ class LateArrival:
         return _late_sentence(with_zone(self.arrived_ms), with_zone(self.dated_ms))
 
 
+# Which copy of a message a late arrival is of: its event id and where it was read,
+# "<path>:<line>" (a row's location). An event id is not one message: a member can sign
+# a copy under another's id (PROTOCOL.md 18.1: each copy is a row), and a note kept by
+# the id alone was said of the other member's message read on time (red team rt89).
+LateCopy = tuple[str, str]
+
+
+def late_copy(event_id: str, path: str, line: int) -> LateCopy:
+    """The key of the copy of ``event_id`` read at (``path``, ``line``)."""
+    return event_id, f"{path}:{line}"
+
+
 def _late_sentence(arrived: str, dated: str) -> str:
     return f"Arrived {arrived}, dated {dated}: sent or delivered long after its date"
 

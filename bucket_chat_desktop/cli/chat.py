@@ -28,7 +28,7 @@ from ..sync.stopping import stop_tasks
 from ..sync.watched import NoAnswerError, interactive_deadline
 from . import format as fmt
 from .live import LiveOutput, LivePrinter, not_read, room_findings, room_title_of
-from .outcome import EXIT_OK, EXIT_QUEUED, refusal, unsent, waiting_error
+from .outcome import EXIT_ERROR, EXIT_OK, EXIT_QUEUED, refusal, unsent, waiting_error
 
 PROMPT = "> "
 OPENING_LINES = 20  # messages of the room printed when the chat opens
@@ -75,8 +75,14 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
     interactive = sys.stdin.isatty()
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | Exception | None] = asyncio.Queue()  # None: leave
-    # what the chat prints has no reader any more (``| head``): it leaves as on /quit
-    output = LiveOutput(lambda: loop.call_soon_threadsafe(lines.put_nowait, None))
+    # What the chat prints has no reader any more (``| head``). Typing at a terminal, it
+    # leaves as on /quit (behind what was typed already: the queue keeps their order).
+    # Lines piped in are sent all the same, to the end of the input: the first failed
+    # write came before the input was even read, and leaving then dropped every piped
+    # line, unsent and unsaid, with exit 0 (red team rt89).
+    output = LiveOutput(
+        (lambda: loop.call_soon_threadsafe(lines.put_nowait, None)) if interactive else _stay
+    )
     screen = _Screen(interactive, identity.public_key_b64, identity.user_id, output)
 
     def listener(event: EngineEvent) -> None:
@@ -179,10 +185,14 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             if not text.strip():
                 continue
             if has_lone_surrogate(text):  # undecodable input bytes (surrogateescape)
-                screen.say("Not sent: the line holds bytes that are not valid UTF-8 text.")
+                _note(
+                    output, screen, "Not sent: the line holds bytes that are not valid UTF-8 text."
+                )
                 continue
             await client.send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"})])
         screen.typing = False  # leaving: no line is typed any more
+        # typing at a terminal, it left when its output closed: what was typed meanwhile
+        dropped = _left_unread(lines) if interactive and output.gone else 0
         if reading is not None:  # leaving: the room's read in the background is not needed
             await stop_tasks([reading])  # its end, not a Ctrl-C meanwhile, is absorbed
         error: str | None = None
@@ -196,16 +206,53 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
         waiting = [] if delivered else await unsent(client, ref.storage_id)
         why = refusal(waiting)
         if why is not None:
-            screen.say(
+            _note(
+                output,
+                screen,
                 f"! some messages are still queued: the storage refused them ({why}); the "
                 "next session (or 'bucket-chat sync', or the app) tries again, and fails the "
-                "same way until what refused them is fixed"
+                "same way until what refused them is fixed",
             )
         elif waiting:
-            screen.say(
+            _note(
+                output,
+                screen,
                 f"! some messages are still queued ({waiting_error(waiting, error)}); they "
-                "go out with the next session (or 'bucket-chat sync', or the app)"
+                "go out with the next session (or 'bucket-chat sync', or the app)",
             )
     if interactive:
         output.write("\n")
+    if dropped:
+        fmt.out(
+            f"bucket-chat: {dropped} line(s) typed after the chat's output closed were not "
+            "sent; send them again",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     return EXIT_QUEUED if waiting else EXIT_OK
+
+
+def _stay() -> None:
+    """A chat reading piped lines goes on when its output closes: it sends them all."""
+
+
+def _note(output: LiveOutput, screen: _Screen, text: str) -> None:
+    """``text`` said as the chat's own line; on standard error once the output's reader
+    has gone: what was not sent is never said only to the null device."""
+    if output.gone:
+        fmt.out(f"bucket-chat: {text.removeprefix('! ')}", file=sys.stderr)
+    else:
+        screen.say(text)
+
+
+def _left_unread(lines: asyncio.Queue[str | Exception | None]) -> int:
+    """How many lines typed it leaves without sending, once it left because its output
+    closed (the leave queued came before them). A ``/quit`` typed stops the count there:
+    what follows it was meant not to be sent."""
+    count = 0
+    while not lines.empty():
+        text = lines.get_nowait()
+        if not isinstance(text, str) or text.strip() in ("/quit", "/exit"):
+            break
+        count += bool(text.strip())
+    return count

@@ -8,7 +8,9 @@ test``: a step of the check failed, named in its FAIL line), 3 a message (sent, 
 into ``chat``) is safely queued in the outbox but could not be delivered yet, 4
 (``sync``) the storage did not answer in time: what is shown is this device's copy, and
 the outbox keeps what it could not deliver. Output whose reader has gone (``| head``) ends a command
-quietly, with 0 (``chat``: as on ``/quit``).
+quietly, with 0 (``chat`` typed into at a terminal: as on ``/quit``; a line typed after
+it is not sent, said on stderr, with 2). ``chat`` whose input is piped sends it to its
+end first, and says on stderr what it could not send or deliver.
 """
 
 from __future__ import annotations

@@ -468,7 +468,8 @@ class HtmlWriter:
                 f"{_badge(state, verdict.reason)}</div>{_doubt_note(doubt)}</li>\n"
             )
         agg = self.rel.of(ev.event_id)
-        return self._message(anchor, ev, state, verdict.reason, agg, attachment, doubt)
+        late = self.snap.late_note(ev.event_id, verdict.path, verdict.line)
+        return self._message(anchor, ev, state, verdict.reason, agg, attachment, doubt, late)
 
     @staticmethod
     def _why(state: str, reason: str) -> str:
@@ -486,15 +487,16 @@ class HtmlWriter:
         agg: Aggregate | None,
         attachment: Attachment | None,
         doubt: str | None = None,
+        late: str | None = None,
     ) -> str:
         """A message's row. ``doubt``: why its key is marked though this room trusts it
         (``RoomSnapshot.doubted``): the ⚠ beside its sender, and the sentence below it, as
         the app's timeline has them. A message the app saw arrive long after its date
-        says so below it (``RoomSnapshot.late``), as its row in the app does."""
+        says so below it (``late``: ``RoomSnapshot.late_note`` of its copy), as its row
+        in the app does."""
         redacted = agg.redacted if agg is not None else None
         edits = agg.edits if agg is not None and redacted is None else ()
         shown = agg.shown_state(own) if agg is not None else own
-        late = self.snap.late_note(ev.event_id)
         if late is not None:
             self.late += 1
         marks = (" doubted" if doubt else "") + (" late" if late else "")

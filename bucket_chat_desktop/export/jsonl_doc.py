@@ -215,7 +215,11 @@ class JsonlWriter:
         thread_root = self.rel.thread_root.get(ev.event_id)
         if thread_root is not None:
             line["thread_root"] = thread_root
-        late = self.snap.late.get(ev.event_id) if ev.type == MESSAGE else None
+        late = (
+            self.snap.late_of(ev.event_id, verdict.path, verdict.line)
+            if ev.type == MESSAGE
+            else None
+        )
         if late is not None:  # as the app's row (and the HTML) say it
             self.late += 1
             line["arrived_late"] = {"arrived_ms": late.arrived_ms, "note": late.note_with_zone()}

@@ -13,7 +13,7 @@ from ..protocol.metadata import check_signer
 from ..protocol.relations import Relations, build
 from ..protocol.room_state import DisplayNames
 from ..sync.room_state import RoomView
-from ..timestamps import LateArrival
+from ..timestamps import LateArrival, LateCopy, late_copy
 
 # What both formats say on a message whose id another device signed too, and the JSONL
 # on a relation naming such an id (PROTOCOL.md 18.1: the id takes no relations).
@@ -53,7 +53,7 @@ class RoomSnapshot:
     # (``Names.claims``): such a statement says "names bob@…'s key as theirs", never
     # "added a device" (``statement_claim``).
     claims: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    late: Mapping[str, LateArrival] = field(default_factory=lambda: MappingProxyType({}))
+    late: Mapping[LateCopy, LateArrival] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def total(self) -> int:
@@ -92,10 +92,15 @@ class RoomSnapshot:
         """Why a row by ``sender_id`` signed with ``key`` is marked (``doubted``), or None."""
         return self.doubted.get((sender_id, key)) if key else None
 
-    def late_note(self, event_id: str) -> str | None:
+    def late_of(self, event_id: str, path: str, line: int) -> LateArrival | None:
+        """The late arrival of the copy of ``event_id`` read at (``path``, ``line``), or
+        None: only that copy's row says it (another's message under its id does not)."""
+        return self.late.get(late_copy(event_id, path, line))
+
+    def late_note(self, event_id: str, path: str, line: int) -> str | None:
         """What an export says below a message that arrived long after its date (the
         row's sentence, its times with their UTC offset), or None."""
-        late = self.late.get(event_id)
+        late = self.late_of(event_id, path, line)
         return late.note_with_zone() if late is not None else None
 
 
@@ -103,7 +108,7 @@ def snapshot_of(
     view: RoomView,
     storage: str,
     doubted: Mapping[tuple[str, str], str] | None = None,
-    late: Mapping[str, LateArrival] | None = None,
+    late: Mapping[LateCopy, LateArrival] | None = None,
 ) -> RoomSnapshot:
     """The snapshot of an engine's ``RoomView`` (CLI and app alike). ``doubted``: the
     app's sentences for the keys another room doubts (``RoomSnapshot.doubted``);

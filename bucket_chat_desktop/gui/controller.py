@@ -51,7 +51,7 @@ from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
 from ..sync.writer import RoomError
-from ..timestamps import LateArrival, late_arrival
+from ..timestamps import LateArrival, LateCopy, late_arrival, late_copy
 from .bridge import EngineBridge
 from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
@@ -112,19 +112,21 @@ def _preview(ev: Event, claim: str = "") -> str:
 
 
 def room_preview(ev: Event | None, names: Names, claim: str = "") -> tuple[str, str]:
-    """The room list's line for ``ev`` (None: a message deleted) and who it says wrote
-    it: a message's text after its sender's name, "Eve: …" (the display name, else
-    the id spelled out: ``shown_id``), as chat apps do; a notice of the app's own
-    (a member event's, a deletion's) as ``_preview`` and ``DELETED`` say it, with no
-    one (""), which the room list draws as a notice. A message's text can be anything
-    ("carol@example.com left the room", "Message deleted"): without its sender's name
-    it read as the notice it imitates (red team rt86)."""
+    """The room list's text for ``ev`` (None: a message deleted) and who it says wrote
+    it, apart: a message's text and its sender's name (the display name, else the id
+    spelled out: ``shown_id``, as its row shows it), which the room list draws before
+    the text, "Eve: …", as chat apps do; a notice of the app's own (a member event's, a
+    deletion's) as ``_preview`` and ``DELETED`` say it, with no one (""), which the room
+    list draws as a notice. A message's text can be anything ("carol@example.com left
+    the room", "Message deleted"): without its sender's name it read as the notice it
+    imitates (red team rt86). The two stay apart so that nothing has to tell them apart
+    in the text again (red team rt89: a sender id that the text's cleaning changed no
+    longer matched, and a member's message was drawn as the app's notice)."""
     if ev is None:
         return DELETED, ""
     if ev.type == MEMBER:
         return _preview(ev, claim), ""
-    who = names.name(ev.sender_id) or shown_id(ev.sender_id)
-    return f"{who}: {_preview(ev)}", who
+    return _preview(ev), names.name(ev.sender_id) or shown_id(ev.sender_id)
 
 
 class DoubtedElsewhere(Mapping[tuple[str, str], str]):
@@ -1185,7 +1187,7 @@ class Controller(QObject):
             claim = "" if current is None else self._claim(key, current)
             preview, sender = room_preview(current, self.names(key), claim)
             changes.update(
-                preview=preview,
+                preview_text=preview,
                 preview_sender=sender,
                 preview_warning=self._preview_warning(key, shown),
             )
@@ -1233,29 +1235,31 @@ class Controller(QObject):
     def _note_late(self, room: RoomSession, incoming: list[Assessed]) -> None:
         """New messages dated long before they arrived (``timestamps.late_arrival``): a
         member's next message dated weeks back is news, but shown weeks up among older
-        rows; its row says when it arrived and that its date is earlier (red team rt79)."""
+        rows; its row says when it arrived and that its date is earlier (red team rt79).
+        Noted of the copy that arrived, not of its id: another member's message under
+        the same id, read on time, is not late (red team rt89)."""
         now_ms = int(time.time() * 1000)
         notes = {
-            a.event.event_id: late
+            late_copy(a.event.event_id, a.path, a.line): late
             for a in incoming
             if (late := late_arrival(a.event.timestamp_ms, now_ms)) is not None
         }
         if notes:
             self.timeline(room.ref.key).note_late(notes)
 
-    def late_arrivals(self, key: str) -> dict[str, LateArrival]:
+    def late_arrivals(self, key: str) -> dict[LateCopy, LateArrival]:
         """The messages of room ``key`` noted this session as arrived long after their
-        date (``_note_late``), by event id: a copy, for what leaves the app (an export)
+        date (``_note_late``), by copy (``late_copy``): a copy, for what leaves the app (an export)
         to say what their rows say. No timeline model is made for it."""
         room = self._rooms.get(key)
         model = room.timeline if room is not None else None
         return model.late_arrivals() if model is not None else {}
 
-    def late_arrival(self, key: str, event_id: str) -> LateArrival | None:
-        """``late_arrivals`` of one message (a search result names it)."""
+    def late_arrival(self, key: str, event_id: str, path: str, line: int) -> LateArrival | None:
+        """``late_arrivals`` of one copy of a message (a search result names it)."""
         room = self._rooms.get(key)
         model = room.timeline if room is not None else None
-        return model.late_arrival(event_id) if model is not None else None
+        return model.late_arrival(late_copy(event_id, path, line)) if model is not None else None
 
     def _preview_warning(self, key: str, row: Assessed) -> str:
         """Why the room list marks its preview (⚠), or "": the row is not verified (in

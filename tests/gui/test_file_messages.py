@@ -119,7 +119,7 @@ def test_the_room_list_cuts_a_file_preview_in_the_middle(qtbot: Any) -> None:
     model, view, delegate = room_list(qtbot, 300)
 
     def texts(preview: str) -> list[str]:
-        model.update("s0/falcon", preview=preview)
+        model.update("s0/falcon", preview_text=preview)
         return painted(view, delegate, 0)
 
     cut = [t for t in texts(f"📎 {LONG}") if t.startswith("📎")]

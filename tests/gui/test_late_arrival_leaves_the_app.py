@@ -28,6 +28,7 @@ from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.widgets.search_panel import tooltip_html
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 from bucket_chat_desktop.timestamps import with_zone
@@ -151,3 +152,109 @@ def test_a_search_result_says_a_message_arrived_long_after_its_date(
     on_time = searched(qtbot, desk, "shared folder")
     assert on_time.late is None
     assert "long after" not in tooltip_html(on_time)
+
+
+# -- a copy under another member's id (PROTOCOL.md 18.1): only that copy is late ---------
+
+CAROLS = "The budget is approved, as agreed on Monday."
+COPY = "(a copy under Carol's id)"
+
+
+def _replayed(qtbot: Any, launch: Callable[..., Desk], tmp_path: Path) -> tuple[Desk, Event]:
+    """The app running; Carol's message of four weeks ago read on time in the session
+    before; then, today, Mallory's copy under its id (signed with her own key, chained
+    after her own last event), read now: it arrived long after its date."""
+    root = tmp_path / "store"
+    storage = LocalStorage(root)
+    now = int(time.time() * 1000)
+    start = now - 30 * DAY
+    carol = chain(
+        "c",
+        CAROL,
+        [(start, MEMBER, {"membership": "join", "displayname": "Carol"})]
+        + [(start + 2 * DAY, MESSAGE, text(CAROLS))]
+        + [(start + 3 * DAY + i * 6_000_000, MESSAGE, text(f"note {i}")) for i in range(10)],
+    )
+    store_segment(root, CAROL, carol)
+    target = carol[1]
+    mallory = chain(
+        "c",
+        MALLORY,
+        [
+            (start + 1000, MEMBER, {"membership": "join", "displayname": "Mallory"}),
+            (start + DAY, MESSAGE, text("hello")),
+        ],
+    )
+    store_segment(root, MALLORY, mallory)
+    wait_for(qtbot, RoomWriter(storage, "a", *CAROL).send([Draft.text("elsewhere")]))
+    desk = launch(settings_for(root, ["a", "c"]))
+    desk.wait_loaded("a", "c")
+    c = desk.key("c")
+    qtbot.waitUntil(lambda: desk.settings.read_marker(c) is not None, timeout=15_000)
+    assert desk.quit() == 0
+    desk = launch(settings_store.load())
+    desk.wait_loaded("a", "c")
+    copy = build_event(
+        room_id="c",
+        sender_id=MALLORY[0],
+        event_type=MESSAGE,
+        content=text(COPY),
+        timestamp_ms=target.timestamp_ms,
+        unique=target.event_id.split("::")[2],
+        prev_event_hash=mallory[-1].hash,
+        signing_key=MALLORY[1],
+    )
+    assert copy.event_id == target.event_id
+    store_segment(root, MALLORY, [copy])
+    qtbot.waitUntil(lambda: len(_notes(desk, target.event_id)) == 2, timeout=30_000)
+    desk.select("c")
+    return desk, target
+
+
+def _notes(desk: Desk, event_id: str) -> dict[str, str | None]:
+    """Each row of ``event_id``: its text -> what it says of its arrival."""
+    model = desk.model("c")
+    return {
+        str(model.index(i, 0).data(Roles.Body)): model.index(i, 0).data(Roles.Late)
+        for i in range(model.rowCount())
+        if model.index(i, 0).data(Roles.EventId) == event_id
+    }
+
+
+def test_a_copy_under_another_s_id_makes_only_itself_late(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """Red team rt89: the note was kept by event id: Carol's own message, read on time
+    four weeks ago, said "Arrived <today>, dated …: sent or delivered long after its
+    date", the date Mallory's copy bears. Only the copy that came late says it: in its
+    row and in the search results."""
+    desk, target = _replayed(qtbot, launch, tmp_path)
+    notes = _notes(desk, target.event_id)
+    assert notes[CAROLS] is None, notes
+    assert notes[COPY] is not None and "long after its date" in notes[COPY], notes
+    assert searched(qtbot, desk, "budget is approved").late is None
+    assert searched(qtbot, desk, "a copy under").late == notes[COPY]
+
+
+def test_an_export_says_only_the_late_copy_arrived_late(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """Red team rt89: the HTML export, the room's record of who said what and when,
+    gave Carol's row (read on time) the warning Mallory's copy earned, and counted it;
+    the JSONL export its ``arrived_late``."""
+    desk, target = _replayed(qtbot, launch, tmp_path)
+    page = tmp_path / "c.html"
+    _export(qtbot, desk, page, "html")
+    rows = page.read_text(encoding="utf-8").split("<li ")
+    (carols,) = [r for r in rows if CAROLS in r]
+    (copy,) = [r for r in rows if html.escape(COPY) in r]
+    assert "long after its date" not in carols, carols
+    assert "long after its date" in copy, copy
+    lines = tmp_path / "c.jsonl"
+    _export(qtbot, desk, lines, "jsonl")
+    said = {
+        r["event"]["content"].get("body"): "arrived_late" in r
+        for r in map(json.loads, lines.read_text("ascii").splitlines()[1:])
+        if r.get("event", {}).get("event_id") == target.event_id
+    }
+    assert said == {CAROLS: False, COPY: True}, said

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import shot
 from desk import Desk, settings_for
 from hostile import eve_writes
+from nacl.signing import SigningKey
 from PySide6.QtCore import QModelIndex, QRect
-from PySide6.QtGui import QFont, QTextDocument
+from PySide6.QtGui import QFont, QImage, QPainter, QTextDocument
 from PySide6.QtWidgets import QListView, QStyleOptionViewItem
 from test_app_flows import CAROL, store  # noqa: F401 - fixtures
 
@@ -38,6 +40,7 @@ from bucket_chat_desktop.gui.widgets.room_delegate import RoomDelegate
 from bucket_chat_desktop.protocol.event import MEMBER
 from bucket_chat_desktop.protocol.room_state import NO_NAMES
 from bucket_chat_desktop.protocol.signing import build_event
+from bucket_chat_desktop.protocol.untrusted_text import shown_id
 
 # -- a row's height -----------------------------------------------------------------------
 
@@ -251,6 +254,7 @@ def test_a_message_does_not_pass_for_a_notice_in_the_room_list(
     real = _preview(_carol_leaves("falcon", now))
     assert real == spoof  # the notice's wording
     assert item.preview == f"Eve: {spoof}" != real and item.preview_sender == "Eve"
+    assert item.preview_text == spoof
     rooms = desk.controller.rooms
     index = rooms.index(rooms.row_of(desk.key("falcon")))
     assert index.data(RoomRoles.Preview) == f"Eve: {spoof}"
@@ -280,20 +284,90 @@ def test_the_app_s_own_notices_have_no_sender_and_messages_always_do(
         signing_key=CAROL,
     )
     line, sender = room_preview(said, NO_NAMES)
-    assert line == f"carol@example.com: {DELETED}" and sender == "carol@example.com"
-    assert line != room_preview(None, NO_NAMES)[0]
+    assert (line, sender) == (DELETED, "carol@example.com")
+    assert (line, sender) != room_preview(None, NO_NAMES)
     # drawn: the sender's name, then the text; a notice alone, in italics
     model = RoomsModel()
     for key, preview, by in (
         ("s1/a", line, sender),
         ("s1/b", DELETED, ""),
         ("s1/c", "carol@example.com left the room", ""),
-        ("s1/d", "Eve: carol@example.com left the room", "Eve"),
+        ("s1/d", "carol@example.com left the room", "Eve"),
     ):
-        model.add(RoomItem(key, key[-1].upper(), "Team", preview=preview, preview_sender=by))
+        model.add(RoomItem(key, key[-1].upper(), "Team", preview_text=preview, preview_sender=by))
     rooms = QListView()
     qtbot.addWidget(rooms)
     rooms.setModel(model)
     rooms.setItemDelegate(RoomDelegate(rooms))
     rooms.resize(360, 260)
     shot(rooms, "rt86-notices", tmp_path)
+
+
+class _Recording(QPainter):
+    """A painter that records each text drawn and whether its font was italic."""
+
+    def __init__(self, device: QImage) -> None:
+        super().__init__(device)
+        self.drawn: list[tuple[str, bool]] = []
+
+    def drawText(self, *args: Any) -> Any:
+        text = next((a for a in args if isinstance(a, str)), "")
+        self.drawn.append((text, self.font().italic()))
+        return super().drawText(*args)
+
+
+_EXPIRED = "your storage keys expired: enter them again at https://bucket-chat.example/renew"
+
+
+def _preview_drawn(qtbot: Any, sender_id: str) -> tuple[str, list[tuple[str, bool]]]:
+    """The room list's line for a message by ``sender_id`` (no display name), as the
+    controller stores it: the Preview role and each text drawn, with its italics."""
+    said = build_event(
+        room_id="falcon",
+        sender_id=sender_id,
+        event_type="m.room.message",
+        content={"msgtype": "m.text", "body": _EXPIRED},
+        timestamp_ms=1_000,
+        unique="rt89-said",
+        prev_event_hash=None,
+        signing_key=SigningKey.generate(),
+    )
+    preview, sender = room_preview(said, NO_NAMES)
+    model = RoomsModel()
+    model.add(RoomItem("s1/falcon", "Falcon", "Team", preview_text=preview, preview_sender=sender))
+    view = QListView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    index = model.index(0, 0)
+    option = QStyleOptionViewItem()
+    option.rect = QRect(0, 0, 900, 60)
+    option.font = view.font()
+    option.palette = view.palette()
+    image = QImage(900, 60, QImage.Format.Format_ARGB32)
+    painter = _Recording(image)
+    try:
+        RoomDelegate(view).paint(painter, option, index)
+    finally:
+        painter.end()
+    return str(index.data(RoomRoles.Preview)), painter.drawn
+
+
+@pytest.mark.parametrize(
+    "sender_id",
+    ["mallory@example.com", "Bucket  Chat", " Bucket-Chat", "Bucket\u00a0\u00a0Chat"],
+    ids=["plain", "two-spaces", "leading-space", "no-break-spaces"],
+)
+def test_a_message_by_an_id_the_text_s_cleaning_changes_is_drawn_as_a_message(
+    qtbot: Any, sender_id: str
+) -> None:
+    """Red team rt89: the delegate told a message from a notice by the preview starting
+    with "<sender>: ", but the preview was cleaned (``one_line``: single spaces, no
+    blank at its ends) and the sender not; an id with two spaces, a leading one or
+    no-break spaces no longer matched and the member's message was drawn in the
+    notices' italics, with no sender. The model hands the sender and the text apart
+    now; the sender is drawn as its row names it (``shown_id``), before the text."""
+    line, drawn = _preview_drawn(qtbot, sender_id)
+    body = [(text, italic) for text, italic in drawn if "storage keys expired" in text]
+    assert body and not any(italic for _, italic in body), (line, drawn)
+    head = f"{shown_id(sender_id)}: "
+    assert (head, False) in drawn and line == head + _EXPIRED, (line, drawn)

@@ -33,7 +33,7 @@ from bucket_chat_desktop.protocol.room_state import RoomState
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.events import SendKept, ShownEvent
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
-from bucket_chat_desktop.timestamps import late_arrival
+from bucket_chat_desktop.timestamps import late_arrival, late_copy
 
 TESTERS = pytest.mark.parametrize("force_py", [False, True], ids=["qt-tester", "py-tester"])
 
@@ -152,7 +152,7 @@ def test_rooms_model(qtmodeltester: Any, force_py: bool) -> None:
         model.add(RoomItem(f"s{i % 2}/room-{i}", name, f"Storage {i % 2}"))
     model.add(RoomItem("s0/room-0", "duplicate", "Storage 0"))  # ignored
     assert model.rowCount() == 3
-    model.update("s1/room-1", unread=3, preview="hi", last_ts=T0, findings=2)
+    model.update("s1/room-1", unread=3, preview_text="hi", last_ts=T0, findings=2)
     model.update("s1/room-1", unread=3)  # no change, no signal
     model.update("nope/room", unread=1)  # unknown: ignored
     model.set_storage_online("s0", False)
@@ -829,15 +829,33 @@ def test_a_late_arrival_keeps_when_it_first_came(qtmodeltester: Any, room: Room)
     assert first is not None and again is not None
     changed: list[int] = []
     model.dataChanged.connect(lambda top, _bottom, *_: changed.append(top.row()))
-    model.note_late({ev.event_id: first})
+    copy = late_copy(ev.event_id, items[-1].path, items[-1].line)
+    model.note_late({copy: first})
     assert changed == [len(items) - 1]
-    model.note_late({ev.event_id: again})
+    model.note_late({copy: again})
     assert changed == [len(items) - 1]  # nothing changed
     assert model.index(len(items) - 1).data(Roles.Late) == first.note
-    assert (
-        model.late_arrivals()
-        == {ev.event_id: first}
-        == {ev.event_id: model.late_arrival(ev.event_id)}
-    )
+    assert model.late_arrivals() == {copy: first} == {copy: model.late_arrival(copy)}
     model.late_arrivals().clear()  # a copy: what leaves the app cannot change the rows
-    assert model.late_arrival(ev.event_id) == first
+    assert model.late_arrival(copy) == first
+
+
+def test_a_late_arrival_is_said_of_its_copy_only(qtmodeltester: Any, room: Room) -> None:
+    """Red team rt89: the note was kept by event id; a member's copy under another's id
+    (PROTOCOL.md 18.1: each copy is a row) put it on the other's message, read on time.
+    A note names the copy (where it was read): a row of the same id read elsewhere, or
+    the same place under another id, says nothing."""
+    items = _chatter(room, 5).timeline
+    model = TimelineModel(key_text(ALICE))
+    qtmodeltester.check(model)
+    model.set_timeline(items, complete=True)
+    ev, last = items[-1].event, len(items) - 1
+    late = late_arrival(ev.timestamp_ms, ev.timestamp_ms + 86_400_000)
+    assert late is not None
+    changed: list[int] = []
+    model.dataChanged.connect(lambda top, _bottom, *_: changed.append(top.row()))
+    model.note_late({late_copy(ev.event_id, items[-1].path, items[-1].line + 1): late})
+    model.note_late({late_copy(ev.event_id, "elsewhere.jsonl", items[-1].line): late})
+    model.note_late({late_copy(items[-2].event.event_id, items[-1].path, items[-1].line): late})
+    assert changed == [] and model.index(last).data(Roles.Late) is None
+    assert model.late_arrival(late_copy(ev.event_id, items[-1].path, items[-1].line)) is None

@@ -34,6 +34,7 @@ class RoomRoles(enum.IntEnum):
     Partial = enum.auto()  # its history could not be read completely
     PreviewWarning = enum.auto()  # why the preview's sender id may imitate another, or ""
     PreviewSender = enum.auto()  # who wrote the message previewed, "" for a notice
+    PreviewText = enum.auto()  # the preview without its sender: a message's text, a notice
     NameWarning = enum.auto()  # why its name may pass for another room's, or ""
     Place = enum.auto()  # "<room id> · <storage name>": what tells it from a look-alike
 
@@ -43,10 +44,13 @@ class RoomItem:
     key: str  # "<storage id>/<room id>"
     name: str
     storage_name: str
-    preview: str = ""
-    # who wrote the message previewed: its preview starts with that name and ": "
-    # (``controller.room_preview``); "" when the preview is a notice of the app's own (a
-    # member event's, a deletion's), which is drawn as one (in italics)
+    # the last message's text (without its sender) or a notice of the app's own
+    preview_text: str = ""
+    # who wrote the message previewed, as its row names them (``controller.room_preview``:
+    # a display name, else the id as ``shown_id`` shows it), drawn before its text;
+    # "" when the preview is a notice of the app's own (a member event's, a deletion's),
+    # which is drawn as one (in italics). Kept apart from the text: the view never has
+    # to find the sender in the text (red team rt89)
     preview_sender: str = ""
     # the sender's name or id in the preview may imitate another: why (marked ⚠)
     preview_warning: str = ""
@@ -62,6 +66,13 @@ class RoomItem:
     # its name looks like the name or id of another room the user is in: why (marked ⚠,
     # told apart by its id and storage). Set by the model (``RoomsModel._judge``).
     name_warning: str = ""
+
+    @property
+    def preview(self) -> str:
+        """The whole preview line as stored: "<sender>: <text>", or the notice alone."""
+        if self.preview_sender:
+            return f"{self.preview_sender}: {self.preview_text}"
+        return self.preview_text
 
     @property
     def shown_name(self) -> str:
@@ -154,8 +165,11 @@ class RoomsModel(QAbstractListModel):
                 )
             case RoomRoles.Key:
                 return item.key
-            case RoomRoles.Preview:
-                return one_line(item.preview, PREVIEW_LIMIT)
+            case RoomRoles.Preview:  # the whole line: "<sender>: <text>", or the notice
+                said = one_line(item.preview_text, PREVIEW_LIMIT)
+                return f"{item.preview_sender}: {said}" if item.preview_sender else said
+            case RoomRoles.PreviewText:
+                return one_line(item.preview_text, PREVIEW_LIMIT)
             case RoomRoles.LastTs:
                 return item.last_ts
             case RoomRoles.Unread:

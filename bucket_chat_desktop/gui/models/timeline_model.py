@@ -331,7 +331,7 @@ class TimelineModel(QAbstractListModel):
         self.own_user = ""  # this user's id: their reactions are highlighted
         # event id -> when a message arrived long after its date, and what its row says
         # (``note_late``): kept for the session, whatever audit shows the row
-        self._late: dict[str, timestamps.LateArrival] = {}
+        self._late: dict[timestamps.LateCopy, timestamps.LateArrival] = {}
         self._above: list[Row] = []  # older rows fetched ahead, not exposed yet
         self._rows: list[Row] = []  # exposed rows: confirmed events, then local echoes
         self._first = 0  # shown-row number of the first exposed row (rows above it: _first)
@@ -489,7 +489,7 @@ class TimelineModel(QAbstractListModel):
             case Roles.Repeated:
                 return self._repeated(row)
             case Roles.Late:
-                return None if row.echo else self._late_note(row.event_id)
+                return None if row.echo else self._late_note(row)
         return None
 
     def _repeated(self, row: Row) -> bool:
@@ -555,7 +555,7 @@ class TimelineModel(QAbstractListModel):
             and row.timestamp_ms - prev.timestamp_ms < GROUP_GAP_MS
             # one that arrived long after its date stands alone: who wrote it, and its
             # trust mark, not hidden under the sender's old row it was dated next to
-            and row.event_id not in self._late
+            and (row.event_id, row.location) not in self._late
         )
         agg = self.aggregate(row)
         base = (row.event_id, row.location)
@@ -572,7 +572,7 @@ class TimelineModel(QAbstractListModel):
                 False,
                 0,
                 repeated,
-                self._late_note(row.event_id),
+                self._late_note(row),
             )
         deleted = agg is not None and agg.redacted is not None
         chips = self._chips(row)
@@ -594,7 +594,7 @@ class TimelineModel(QAbstractListModel):
             self._quoted(row) is not None and not deleted,
             0 if thread is None else thread.replies,
             repeated,
-            self._late_note(row.event_id),
+            self._late_note(row),
         )
 
     # -- relations of one row --------------------------------------------------------------
@@ -723,31 +723,41 @@ class TimelineModel(QAbstractListModel):
             if r.parent == parent_id:
                 self.dataChanged.emit(self.index(i), self.index(i))
 
-    def note_late(self, notes: Mapping[str, timestamps.LateArrival]) -> None:
-        """Messages that arrived long after their date (event id -> when, and what their
-        row says): placed among older rows, where nobody looks, the row says so. The rows
-        shown among them change (their height too). A message noted already keeps its
-        first arrival: when this device first read it, which an export writes."""
+    def note_late(self, notes: Mapping[timestamps.LateCopy, timestamps.LateArrival]) -> None:
+        """Messages that arrived long after their date (the copy, ``timestamps.late_copy``
+        -> when, and what its row says): placed among older rows, where nobody looks, the
+        row says so. The rows shown among them change (their height too). A copy noted
+        already keeps its first arrival: when this device first read it, which an export
+        writes. Kept by copy, not by id: only the row of the copy that arrived late says
+        so, not another member's message under the same id (red team rt89)."""
         fresh = {k: v for k, v in notes.items() if k not in self._late}
         if not fresh:
             return
         self._late.update(fresh)
-        for event_id in fresh:
-            row = self.locate(event_id)
+        for event_id, location in fresh:
+            row = self._locate_copy(event_id, location)
             if row is not None:
                 self.dataChanged.emit(self.index(row), self.index(row))
 
-    def _late_note(self, event_id: str) -> str | None:
-        late = self._late.get(event_id)
+    def _late_note(self, row: Row) -> str | None:
+        late = self._late.get((row.event_id, row.location))
         return late.note if late is not None else None
 
-    def late_arrivals(self) -> dict[str, timestamps.LateArrival]:
-        """A copy of the late arrivals noted this session (``note_late``), by event id:
+    def late_arrivals(self) -> dict[timestamps.LateCopy, timestamps.LateArrival]:
+        """A copy of the late arrivals noted this session (``note_late``), by copy:
         what leaves the app (an export, a search result) says what the row says."""
         return dict(self._late)
 
-    def late_arrival(self, event_id: str) -> timestamps.LateArrival | None:
-        return self._late.get(event_id)
+    def late_arrival(self, copy: timestamps.LateCopy) -> timestamps.LateArrival | None:
+        return self._late.get(copy)
+
+    def _locate_copy(self, event_id: str, location: str) -> int | None:
+        """The exposed row showing the copy of ``event_id`` read at ``location``."""
+        for i in range(self._echo_start() - 1, -1, -1):
+            row = self._rows[i]
+            if row.event_id == event_id and row.location == location:
+                return i
+        return None
 
     def locate(self, event_id: str) -> int | None:
         """The exposed row showing ``event_id``, None when it is not exposed."""

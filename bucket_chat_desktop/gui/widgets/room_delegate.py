@@ -145,12 +145,11 @@ class RoomDelegate(SafeDelegate):
         """The room's last line: a message as "<sender>: <text>", the sender's name in the
         text's colour; a notice of the app's own (a member event's, a deletion's) in
         italics, with no sender (``RoomItem.preview_sender``): no message's text can pass
-        for one (red team rt86: "carol@example.com left the room")."""
-        said = str(index.data(RoomRoles.Preview) or "")
+        for one (red team rt86: "carol@example.com left the room"). Which it is comes from
+        the model, the sender apart from the text, never from the text (red team rt89)."""
+        said = str(index.data(RoomRoles.PreviewText) or "")
         sender = str(index.data(RoomRoles.PreviewSender) or "")
-        head, text = "", said
-        if sender and said.startswith(f"{sender}: "):
-            head, text = f"{sender}: ", said[len(sender) + 2 :]
+        head, text = (f"{sender}: ", said) if sender else ("", said)
         x, width = area.left(), area.width()
         fm = painter.fontMetrics()
         if not index.data(RoomRoles.Online):

@@ -13,6 +13,7 @@ import pytest
 from cli_run import Result, run_main
 
 from bucket_chat_desktop.cli import main as cli_main
+from bucket_chat_desktop.cli.chat import _left_unread
 from bucket_chat_desktop.storage.base import StoragePermissionError
 from bucket_chat_desktop.storage.local import LocalStorage
 
@@ -146,3 +147,75 @@ def test_chat_whose_input_cannot_be_read_says_so_and_ends(
         "leaving the chat\n"
     ), r
     assert "before it" in cli("history", "--room-id", ROOM).out
+
+
+class ClosedPipe(io.TextIOBase):
+    """Standard output whose reader has gone (``| head -1`` had its line): every write
+    fails as a pipe's does; no descriptor (``fmt.silence_stdout`` leaves it as it is)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("no descriptor")
+
+
+def chat_into_closed_pipe(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, piped: str
+) -> Result:
+    """``printf … | bucket-chat chat … | head -1``: its very first line (the title) fails."""
+    with monkeypatch.context() as m:
+        m.setattr("sys.stdin", io.StringIO(piped))
+        m.setattr("sys.stdout", ClosedPipe())
+        return run_main(capsys, ["-s", "unused", "chat", "--room-id", ROOM, "--user-id", ALICE])
+
+
+@pytest.mark.timeout(60)
+def test_chat_into_a_closed_pipe_sends_every_line_piped_in(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Red team rt89: the first failed write queued a leave before the lines piped in
+    were read: none was sent, nothing said so, exit 0. A chat reading piped lines sends
+    them to the end of its input, whatever became of its output."""
+    r = chat_into_closed_pipe(capsys, monkeypatch, "deploy 4711 done\nrollback plan: none\n")
+    assert r.code == 0 and r.err == "", r
+    history = cli("history", "--room-id", ROOM).out
+    assert "deploy 4711 done" in history and "rollback plan: none" in history, history
+
+
+@pytest.mark.timeout(60)
+def test_chat_into_a_closed_pipe_says_on_stderr_what_the_storage_refused(
+    cli: Cli, storage: Writes, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What could not be delivered is said on standard error once the output has no
+    reader (said only to the null device, it was said to no one), with exit 3."""
+    storage.mode = "refuses"
+    r = chat_into_closed_pipe(capsys, monkeypatch, "deploy 4711 done\n")
+    assert r.code == 3, r
+    assert r.err.startswith("bucket-chat: some messages are still queued: the storage refused"), r
+    assert "access denied (403)" in r.err, r
+
+
+@pytest.mark.timeout(60)
+def test_chat_into_a_closed_pipe_says_on_stderr_a_line_it_could_not_send(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = chat_into_closed_pipe(capsys, monkeypatch, "ok\n\udcff bad\n")
+    assert r.err == (
+        "bucket-chat: Not sent: the line holds bytes that are not valid UTF-8 text.\n"
+    ), r
+    assert "ok" in cli("history", "--room-id", ROOM).out
+
+
+def test_lines_typed_after_the_output_closed_are_counted_up_to_a_quit() -> None:
+    """At a terminal the chat leaves when its output closes; what was typed after the
+    leave was queued is counted as not sent (said, with exit 2), up to a ``/quit``."""
+    lines: asyncio.Queue[str | Exception | None] = asyncio.Queue()
+    for text in ("one", "  ", "two", "/quit", "three"):
+        lines.put_nowait(text)
+    assert _left_unread(lines) == 2
+    assert _left_unread(lines) == 1  # after the /quit: "three"
+    assert _left_unread(lines) == 0

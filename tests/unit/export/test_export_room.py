@@ -46,7 +46,7 @@ from bucket_chat_desktop.sync import blobs
 from bucket_chat_desktop.sync.engine import SyncConfig
 from bucket_chat_desktop.sync.session import engine_session
 from bucket_chat_desktop.sync.writer import RoomWriter
-from bucket_chat_desktop.timestamps import LateArrival, late_arrival, with_zone
+from bucket_chat_desktop.timestamps import LateArrival, late_arrival, late_copy, with_zone
 
 ROOM = "plans"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -173,8 +173,9 @@ async def run_export(
 ) -> tuple[ExportSummary, Any]:
     """As ``bucket-chat export`` reads: the app's read path, bodies from the index.
     ``before_blob(info)``: awaited before each attachment is read (what else happens
-    on the disk meanwhile); ``late``: what the app knows arrived long after its date
-    (``RoomSnapshot.late``; the command line knows none)."""
+    on the disk meanwhile); ``late``: what the app knows arrived long after its date, by
+    event id, noted of each copy of it as the app notes a copy (``RoomSnapshot.late``;
+    the command line knows none)."""
     storage = LocalStorage(store)
     async with engine_session(
         storage, outbox=False, config=SyncConfig(keep_bodies=False), data_dir=data
@@ -182,7 +183,12 @@ async def run_export(
         await engine.open_room(ROOM, background=False, focus=False)
         view = await engine.room_view(ROOM)
         assert view is not None and view.result is not None
-        snap = snapshot_of(view, storage.describe(), late=late)
+        by_copy = {
+            late_copy(e, p, n): late[e]
+            for e, p, n in view.result.timeline.copy_keys()
+            if late is not None and e in late
+        }
+        snap = snapshot_of(view, storage.describe(), late=by_copy if late is not None else None)
         result = view.result
 
         async def page(start: int, stop: int) -> Any:
