@@ -409,6 +409,7 @@ class Publisher:
                 join["displayname"] = displayname
             drafts = [(MEMBER, join), *drafts]
         witness = self._witness(room_id, key_text, seen)
+        drained: list[int] = []  # older holds of the room and key, signed first
         events = await self._engine._outboxed(
             lambda: outbox.enqueue(
                 room_id=room_id,
@@ -420,8 +421,11 @@ class Publisher:
                 displayname=displayname,
                 witness=witness,
                 held=held,
+                drained=drained,
             )
         )
+        for seq in drained:  # their rows give way to their events' own
+            self._engine._emit(SendKept(room_id, seq, user_id, key_text, (), False))
         if not events:  # its hold was queued already (another process of this device)
             assert held is not None
             self._engine._emit(SendKept(room_id, held, user_id, key_text, (), False))
