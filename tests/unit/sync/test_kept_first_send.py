@@ -392,6 +392,50 @@ def test_a_kept_send_whose_resume_got_no_answer_is_not_overtaken_by_what_is_type
     assert_linear_and_verified(store, ["one", "hi", "two", "earlier", "later"])
 
 
+def test_a_kept_send_a_resume_could_not_send_says_why_and_goes_out_when_the_room_is_read(
+    tmp_path: Path,
+) -> None:
+    """A resume that gets no answer leaves the hold kept, its row says so and why ("not
+    sent yet: …; it will be tried again", not "sending" for the whole run), and the
+    room's read completing sends it, with nothing else typed."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    box.hold(ROOM, ALICE_KEY, ALICE, None, text("earlier"))
+    box.close()
+    said: list[EngineEvent] = []
+
+    async def start() -> None:
+        box = Outbox(path)
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
+        store.gate = asyncio.Event()  # no answer for now
+        try:
+            room = await engine.open_room(ROOM)
+            engine.resume_held(ALICE, key(1), [ROOM])
+            (resume,) = [t for t in engine._tasks if t.get_name() == "bc-resume-held"]
+            await resume  # gave up: the storage did not answer in time
+            assert len(box.held()) == 1
+            store.gate.set()  # the storage answers again
+            assert room.backfill is not None
+            await room.backfill  # the room is read: the hold is tried again
+            await until_held(box, 0, exactly=True)
+            assert await engine.flush(timeout=10)
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    run(start())
+    assert_linear_and_verified(store, ["one", "hi", "two", "earlier"])
+    kept = [(e.seq, e.kept, e.error) for e in said if isinstance(e, SendKept)]
+    assert [(seq, k) for seq, k, _ in kept] == [(1, True), (1, True), (1, True), (1, False)]
+    assert [error != "" for _, _, error in kept] == [False, True, False, False]
+    told = kept[1][2]
+    assert told.startswith("not sent yet: ") and told.endswith("; it will be tried again")
+    assert "answer" in told, told  # the storage's reason, not "try again" advice
+
+
 def test_a_send_signs_the_older_holds_of_its_room_key_and_user_first_and_once(
     tmp_path: Path,
 ) -> None:
@@ -453,3 +497,45 @@ def test_a_send_signs_the_older_holds_of_its_room_key_and_user_first_and_once(
     finally:
         one.close()
         two.close()
+
+
+def test_a_kept_send_said_not_sent_yet_and_signed_elsewhere_loses_its_row(
+    tmp_path: Path,
+) -> None:
+    """A hold said "not sent yet" that another process of this device signs meanwhile
+    (a command's send signs the older holds of its room and key first) is not left
+    "not sent yet": the retry when the room is read finds it gone and its row goes."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    box.hold(ROOM, ALICE_KEY, ALICE, None, text("earlier"))
+    box.close()
+    said: list[EngineEvent] = []
+
+    async def start() -> None:
+        box = Outbox(path)
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
+        store.gate = asyncio.Event()  # no answer for now
+        try:
+            room = await engine.open_room(ROOM)
+            engine.resume_held(ALICE, key(1), [ROOM])
+            (resume,) = [t for t in engine._tasks if t.get_name() == "bc-resume-held"]
+            await resume
+            elsewhere = Outbox(path)
+            elsewhere.drop_held(1)  # as a command's send that signed it first would
+            elsewhere.close()
+            store.gate.set()
+            assert room.backfill is not None
+            await room.backfill
+            retries = [t for t in engine._tasks if t.get_name() == "bc-resume-held"]
+            assert len(retries) == 2  # the start's, and the one when the room was read
+            await asyncio.gather(*retries)
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    run(start())
+    kept = [(e.seq, e.kept, bool(e.error)) for e in said if isinstance(e, SendKept)]
+    assert kept == [(1, True, False), (1, True, True), (1, False, False)]
