@@ -24,7 +24,8 @@ A send that must wait for that read (a first send in a room still being read ove
 link) is kept here first, unsigned (``hold``), so what the user typed survives a quit or a
 crash meanwhile; it is signed and queued once the head is known, through the one path
 every send takes (``enqueue(held=...)``), by that send or by the next start's
-(``Publisher.resume_held``).
+(``Publisher.resume_held``); any send signs the older holds of its room and key first, in
+its own transaction, so they go out in the order typed and each is signed once.
 """
 
 from __future__ import annotations

@@ -10,9 +10,12 @@ guessed head forks the chain; so does the index's, which may predate this device
 last sends). Such a send of the app (``keep``) is kept in the outbox first, unsigned
 (``Outbox.hold``, shown "sending" at once: ``SendKept``), so a quit while it waits for
 the room's read loses nothing: ``resume_held`` sends it at the next start (or when its
-room is joined again), through this same ``send``. What a send needs from the timeline
-(``send_context``: the verdict, the introductions of this device on offer, each device's
-newest event for the witness) is read on the state thread in the room's order. The
+room is joined again, or, when that failed, once the room's read completes:
+``retry_held``), through this same ``send``; and any send signs the older holds of its
+room and key first (``Outbox.enqueue``), so the order typed is the order signed. What
+a send needs from the timeline (``send_context``: the verdict, the introductions of this
+device on offer, each device's newest event for the witness) is read on the state
+thread in the room's order. The
 publisher's task batches what was composed within ``batch_window`` into one segment,
 writes it create-only, hands it to the ``RoomKeeper`` as this device's own news, and
 leaves an activity marker.
