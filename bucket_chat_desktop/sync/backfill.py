@@ -267,6 +267,8 @@ class Backfill:
                     await self._engine._publisher.follow_read(room.room_id)
                 except Exception:
                     log.exception("room %s: following the read chain head failed", room.room_id)
+                # What a resume could not send for want of this read goes out now.
+                self._engine._publisher.retry_held(room.room_id)
         if self._engine.index is not None and room.complete and not room.partial:
             # When this device last saw the whole room: how stale an offline view is.
             await self._engine._serially(

@@ -109,7 +109,8 @@ class SendKept:
     learn where this device's chain continues, the room still being read): shown as
     "sending" at once (``kept``), its row taken away once it is queued (then
     ``OutboxChanged`` shows its events) or refused (``kept`` false). ``seq`` names the
-    hold; ``drafts`` are what was typed, not signed yet."""
+    hold; ``drafts`` are what was typed, not signed yet. ``error``: kept, but a try to
+    send it failed ("not sent yet: <why>; it will be tried again"), shown on its row."""
 
     room_id: str
     seq: int
@@ -117,6 +118,7 @@ class SendKept:
     sender_key: str
     drafts: tuple[Any, ...]
     kept: bool
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,8 @@ A send that must wait for that read (a first send in a room still being read ove
 link) is kept here first, unsigned (``hold``), so what the user typed survives a quit or a
 crash meanwhile; it is signed and queued once the head is known, through the one path
 every send takes (``enqueue(held=...)``), by that send or by the next start's
-(``Publisher.resume_held``).
+(``Publisher.resume_held``); any send signs the older holds of its room and key first, in
+its own transaction, so they go out in the order typed and each is signed once.
 """
 
 from __future__ import annotations
@@ -309,13 +310,21 @@ class Outbox:
         displayname: str | None = None,
         witness: Mapping[str, str] | None = None,
         held: int | None = None,
+        drained: list[int] | None = None,
     ) -> list[Event]:
         """Sign ``drafts`` (type, content) as the next events of this device's chain and
         commit them durably. A join comes first if the device never wrote in the room.
         ``seed_head`` must have been called for this room and key. ``held``: the hold
         these drafts were kept under (``hold``), taken off in the same transaction; when
         it is gone already (queued by another process of this device), nothing is
-        queued and the answer is empty."""
+        queued and the answer is empty.
+
+        Every older hold of this room, key and user (all of them when ``held`` is None)
+        is signed first, oldest first, in the same transaction: the order the person
+        typed is the order signed, whichever send learns the head first (red team rt90:
+        a send typed later, or a hold resumed later, overtook an older hold for good).
+        The holds signed so are appended to ``drained``; their events come first in the
+        answer."""
         key_text = b64encode(bytes(signing_key.verify_key))
         client_id = client_id_for(user_id, bytes(signing_key.verify_key))
         db = self._db
@@ -333,20 +342,38 @@ class Outbox:
                     db.execute("ROLLBACK")
                     return []
             head = _parse_own(row[0], room_id) if row[0] else None
-            join: dict[str, Any] = {"membership": "join"}
-            if displayname:
-                join["displayname"] = displayname
-            events = continue_chain(
-                head,
-                drafts,
-                room_id=room_id,
-                sender_id=user_id,
-                signing_key=signing_key,
-                timestamp_ms=clock(),
-                unique=unique,
-                join=join,
-                witness=witness,
-            )
+            # The older holds, then this send: (hold, displayname, drafts) each.
+            batches: list[tuple[int | None, str | None, Sequence[Draft]]] = []
+            for seq, name, text in db.execute(
+                "SELECT seq, displayname, drafts FROM held WHERE room_id = ? AND "
+                "sender_key = ? AND user_id = ? AND seq < ? ORDER BY seq",
+                (room_id, key_text, user_id, held if held is not None else 2**63 - 1),
+            ).fetchall():
+                # Taken off by this transaction only (a second process meets rowcount
+                # 0 for the one it was given, and queues nothing): signed once.
+                db.execute("DELETE FROM held WHERE seq = ?", (seq,))
+                batches.append((seq, name, [_draft(d) for d in json.loads(text)]))
+            batches.append((None, displayname, drafts))
+            events: list[Event] = []
+            for seq, name, batch in batches:
+                join: dict[str, Any] = {"membership": "join"}
+                if name:
+                    join["displayname"] = name
+                signed = continue_chain(
+                    head,
+                    batch,
+                    room_id=room_id,
+                    sender_id=user_id,
+                    signing_key=signing_key,
+                    timestamp_ms=clock(),
+                    unique=unique,
+                    join=join,
+                    witness=witness if not events else None,
+                )
+                events.extend(signed)
+                head = signed[-1] if signed else head
+                if seq is not None and drained is not None:
+                    drained.append(seq)
             now = time.time()
             for ev in events:
                 line = ev.line().decode("ascii").rstrip("\n")

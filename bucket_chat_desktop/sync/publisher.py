@@ -10,9 +10,12 @@ guessed head forks the chain; so does the index's, which may predate this device
 last sends). Such a send of the app (``keep``) is kept in the outbox first, unsigned
 (``Outbox.hold``, shown "sending" at once: ``SendKept``), so a quit while it waits for
 the room's read loses nothing: ``resume_held`` sends it at the next start (or when its
-room is joined again), through this same ``send``. What a send needs from the timeline
-(``send_context``: the verdict, the introductions of this device on offer, each device's
-newest event for the witness) is read on the state thread in the room's order. The
+room is joined again, or, when that failed, once the room's read completes:
+``retry_held``), through this same ``send``; and any send signs the older holds of its
+room and key first (``Outbox.enqueue``), so the order typed is the order signed. What
+a send needs from the timeline (``send_context``: the verdict, the introductions of this
+device on offer, each device's newest event for the witness) is read on the state
+thread in the room's order. The
 publisher's task batches what was composed within ``batch_window`` into one segment,
 writes it create-only, hands it to the ``RoomKeeper`` as this device's own news, and
 leaves an activity marker.
@@ -174,6 +177,10 @@ class Publisher:
         self._left: set[str] = set()
         self._markers: set[asyncio.Task[None]] = set()  # markers written again later
         self._send_slots = asyncio.Semaphore(SEND_AT_ONCE)
+        # Per room: the user and key of a resume that could not send what was kept there
+        # (``resume_held``), tried again when the room's read completes (``retry_held``).
+        self._unsent: dict[str, tuple[str, SigningKey]] = {}
+        self._shown_unsent: dict[int, str] = {}  # holds said "not sent yet": their rooms
 
     async def send(
         self,
@@ -251,31 +258,63 @@ class Publisher:
     async def resume_held(self, user_id: str, signing_key: SigningKey, rooms: set[str]) -> None:
         """Send what ``send`` kept (``Outbox.hold``) in ``rooms`` by this key and user,
         oldest first in each room, the rooms at once. One that cannot be sent now stays
-        kept for the next start (said in the log)."""
+        kept, its rows say why ("not sent yet": ``SendKept.error``), and it is tried
+        again when the room's read completes (``retry_held``); any send in the room
+        meanwhile signs it first (``Outbox.enqueue``), so nothing overtakes it; the rows
+        of holds said "not sent yet" and signed since by another process of this device
+        (the command line) go."""
         outbox = self._engine.outbox
         if outbox is None:
             return
         key_text = b64encode(bytes(signing_key.verify_key))
         waiting: dict[str, list[Any]] = {}
-        for h in await self._engine._outboxed(outbox.held):
+        kept = await self._engine._outboxed(outbox.held)
+        gone = set(self._shown_unsent) - {h.seq for h in kept}
+        for h in kept:
             if h.sender_key == key_text and h.user_id == user_id and h.room_id in rooms:
                 waiting.setdefault(h.room_id, []).append(h)
                 self._engine._emit(SendKept(h.room_id, h.seq, user_id, key_text, h.drafts, True))
+        for seq, room_id in sorted(self._shown_unsent.items()):
+            if seq in gone and room_id in rooms:
+                del self._shown_unsent[seq]
+                self._engine._emit(SendKept(room_id, seq, user_id, key_text, (), False))
 
         async def room(holds: list[Any]) -> None:
-            for h in holds:
+            for n, h in enumerate(holds):
+                if h.seq not in {x.seq for x in await self._engine._outboxed(outbox.held)}:
+                    # Signed already, by a send that came first (here or in another
+                    # process of this device): its rows give way to its events' own.
+                    self._engine._emit(SendKept(h.room_id, h.seq, user_id, key_text, (), False))
+                    continue
                 try:
                     await self.send(
                         h.room_id, user_id, signing_key, h.drafts, h.displayname, held=h.seq
                     )
+                except SendStoppedError:
+                    return  # the engine closed: kept for when the room is opened again
                 except (StorageError, RoomError) as exc:
+                    why = str(exc.__cause__ or exc)  # the storage's answer, not the advice
+                    self._unsent[h.room_id] = (user_id, signing_key)
+                    for later in holds[n:]:  # all of the room's stay behind it, in order
+                        self._shown_unsent[later.seq] = later.room_id
+                        self._engine._emit(
+                            SendKept(
+                                later.room_id,
+                                later.seq,
+                                user_id,
+                                key_text,
+                                later.drafts,
+                                True,
+                                f"not sent yet: {why}; it will be tried again",
+                            )
+                        )
                     log.warning(
-                        "a message kept for room %r is not sent yet (tried again at the "
-                        "next start): %s",
+                        "a message kept for room %r is not sent yet (tried again when the "
+                        "room is read): %s",
                         terminal_safe(h.room_id),
                         exc,
                     )
-                    return  # the later ones of the room stay behind it, in order
+                    return
                 except Exception:
                     log.exception(
                         "sending a message kept for room %r failed", terminal_safe(h.room_id)
@@ -283,6 +322,13 @@ class Publisher:
                     return
 
         await asyncio.gather(*(room(holds) for holds in waiting.values()))
+
+    def retry_held(self, room_id: str) -> None:
+        """The room's read completed (``Backfill``): resume again what a resume could not
+        send in it (``resume_held``), now that this engine knows where the chain goes on."""
+        unsent = self._unsent.pop(room_id, None)
+        if unsent is not None:
+            self._engine.resume_held(unsent[0], unsent[1], [room_id])
 
     async def _send(
         self,
@@ -409,6 +455,7 @@ class Publisher:
                 join["displayname"] = displayname
             drafts = [(MEMBER, join), *drafts]
         witness = self._witness(room_id, key_text, seen)
+        drained: list[int] = []  # older holds of the room and key, signed first
         events = await self._engine._outboxed(
             lambda: outbox.enqueue(
                 room_id=room_id,
@@ -420,8 +467,11 @@ class Publisher:
                 displayname=displayname,
                 witness=witness,
                 held=held,
+                drained=drained,
             )
         )
+        for seq in drained:  # their rows give way to their events' own
+            self._engine._emit(SendKept(room_id, seq, user_id, key_text, (), False))
         if not events:  # its hold was queued already (another process of this device)
             assert held is not None
             self._engine._emit(SendKept(room_id, held, user_id, key_text, (), False))

@@ -492,6 +492,33 @@ def test_a_kept_send_shows_sending_until_its_events_take_its_place(
     assert _ids(model)[shown:] == [pending[0].event_id]
 
 
+@TESTERS
+def test_a_kept_send_not_sent_yet_says_why_until_it_is_tried_again(
+    qtmodeltester: Any, room: Room, force_py: bool
+) -> None:
+    """A kept send whose try failed (``SendKept.error``) shows "waiting" with the reason
+    on the rows already shown (not "sending" for the whole run), and "sending" again,
+    with no reason, when it is tried again."""
+    items = _chatter(room, 5).timeline
+    model = TimelineModel(key_text(ALICE))
+    qtmodeltester.check(model, force_py=force_py)
+    model.set_timeline(items, complete=False)
+    shown = model.rowCount()
+    me = ("alice@example.com", key_text(ALICE))
+    drafts = ((MESSAGE, {"body": "kept", "msgtype": "m.text"}),)
+    why = "not sent yet: the storage did not answer; it will be tried again"
+    model.set_kept(SendKept(ROOM, 1, *me, drafts, True))
+    model.set_kept(SendKept(ROOM, 1, *me, drafts, True, why))
+    assert model.rowCount() == shown + 1
+    index = model.index(shown)
+    assert (index.data(Roles.Echo), index.data(Roles.EchoError)) == ("waiting", why)
+    model.set_kept(SendKept(ROOM, 1, *me, drafts, True))  # tried again
+    assert (index.data(Roles.Echo), index.data(Roles.EchoError)) == ("sending", "")
+    model.set_kept(SendKept(ROOM, 2, *me, drafts, True, why))  # said first at a start
+    assert model.row(shown + 1).echo == "waiting"
+    assert model.rowCount() == shown + 2
+
+
 def _prepare(room: Room, texts: list[str]) -> list[Event]:
     async def go() -> list[Event]:
         await room.alice.load_head()

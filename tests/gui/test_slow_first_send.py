@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import wait_for
+from conftest import shot, wait_for
 from desk import Desk, settings_for
 from nacl.signing import SigningKey
 from test_app_flows import S3, moto, s3, type_and_send
@@ -159,3 +159,55 @@ def test_removing_a_storage_while_a_first_message_waits_says_what_became_of_it(
     [(what, said)] = errors
     assert what == "Sending your message"
     assert said.startswith("not sent: ") and "kept on this device" in said, said
+
+
+def test_a_kept_message_whose_resume_got_no_answer_says_so_and_goes_out_before_later_ones(
+    qtbot: Any, launch: Callable[..., Desk], s3: S3, proxy: Any, tmp_path: Path
+) -> None:
+    """Red team rt90 (F1): she typed a first message while the room was read, and quit:
+    it is kept. At the next start the storage does not answer its segments for a moment:
+    the resume gives up, and the row said "sending" with no reason for the whole run.
+    Now it says it is not sent yet, why, and that it will be tried again. The storage
+    answers, the room is read and she sends another message: the kept one goes out
+    before it (it was typed first), not at some later start after it."""
+    desk, settings, _send, _errors = start_sending_while_the_room_is_read(
+        qtbot, launch, s3, proxy, "bc-rt90-resume"
+    )
+    assert desk.quit() == 0
+
+    proxy.rules.clear()
+    proxy.release()
+    hung = proxy.stall(r"\.jsonl", stall.HANG, method="GET")  # no answer for a moment
+    desk = launch(settings_store.load())
+    sid = settings.storages[0].id
+    storages = desk.controller.client._storages
+    qtbot.waitUntil(
+        lambda: (
+            sid in storages
+            and any(t.get_name() == "bc-resume-held" for t in storages[sid].engine._tasks)
+        ),
+        timeout=30_000,
+    )
+    engine = storages[sid].engine
+    (resume,) = [t for t in engine._tasks if t.get_name() == "bc-resume-held"]
+    qtbot.waitUntil(resume.done, timeout=30_000)  # it gave up: no answer in time
+    assert len(hung.hits) >= 1
+    [row] = [r for r in desk.rows("falcon") if r.body == "Typed while the room loads"]
+    assert row.echo == "waiting", row.echo
+    assert row.echo_error.startswith("not sent yet: "), row.echo_error
+    assert row.echo_error.endswith("; it will be tried again"), row.echo_error
+    assert len(outbox_of(desk, settings).held()) == 1
+    shot(desk.window, "kept-not-sent-yet", tmp_path)
+
+    proxy.rules.clear()
+    proxy.release()  # the storage answers again
+    desk.wait_loaded("falcon", timeout=60_000)
+    type_and_send(desk.window, "Typed after the start")
+    qtbot.waitUntil(
+        lambda: [r.echo for r in desk.rows("falcon") if r.body == "Typed after the start"] == [""],
+        timeout=60_000,
+    )  # delivered and read back
+    assert typed_rows(desk) == [""]
+    bodies = [r.body for r in desk.rows("falcon")]
+    assert bodies.index("Typed while the room loads") < bodies.index("Typed after the start")
+    assert desk.quit() == 0

@@ -88,7 +88,7 @@ class Roles(enum.IntEnum):
     Content = enum.auto()
     Trust = enum.auto()  # TrustState value, or "" for a local echo
     TrustReason = enum.auto()
-    Echo = enum.auto()  # "", "sending", "failed"
+    Echo = enum.auto()  # "", "sending", "waiting" (kept, tried again later), "failed"
     EchoError = enum.auto()
     DayBreak = enum.auto()  # True when the row starts a new (local) day
     Location = enum.auto()  # "path:line" the event was read from
@@ -1291,8 +1291,9 @@ class TimelineModel(QAbstractListModel):
     def set_kept(self, kept: SendKept) -> None:
         """A send kept before it could be signed (``SendKept``): its drafts shown as
         "sending" at once, as rows of their own (ids ``kept-<hold>-<n>``: no event
-        exists yet); taken away once it is queued (its events' echo follows) or
-        refused."""
+        exists yet), "waiting" with the reason when a try to send it failed (it is tried
+        again: "sending" once more); taken away once it is queued (its events' echo
+        follows) or refused."""
         prefix = f"kept-{kept.seq}-"
         shown = [i for i, r in enumerate(self._rows) if r.echo and r.event_id.startswith(prefix)]
         if not kept.kept:
@@ -1301,7 +1302,12 @@ class TimelineModel(QAbstractListModel):
                 del self._rows[i]
                 self.endRemoveRows()
             return
-        if shown:
+        echo = "waiting" if kept.error else "sending"
+        if shown:  # tried again, or not sent yet: its rows say which
+            for i in shown:
+                self._rows[i].echo = echo
+                self._rows[i].echo_error = kept.error
+                self.dataChanged.emit(self.index(i), self.index(i))
             return
         now = dt.datetime.now(dt.UTC)
         stamp = int(now.timestamp() * 1000)
@@ -1316,7 +1322,8 @@ class TimelineModel(QAbstractListModel):
                 "",
                 "not yet sent",
                 "outbox",
-                "sending",
+                echo,
+                echo_error=kept.error,
                 parent=draft[2] if len(draft) > 2 else None,
             )
             for n, draft in enumerate(kept.drafts)

@@ -606,10 +606,14 @@ class MessageDelegate(SafeDelegate):
             small.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.85))
             painter.setFont(small)
             painter.setPen(QColor(TRUST_COLORS["invalid"]) if echo == "failed" else muted)
-            label = "Sending…" if echo == "sending" else "Not sent — click to retry"
             error = index.data(Roles.EchoError)
-            if error:
-                label += f" ({one_line(error, 600)})"
+            if echo == "waiting":  # kept; the reason says it will be tried again
+                reason = one_line(error, 600)
+                label = reason[:1].upper() + reason[1:] if reason else "Not sent yet"
+            else:
+                label = "Sending…" if echo == "sending" else "Not sent — click to retry"
+                if error:
+                    label += f" ({one_line(error, 600)})"
             # Cut in the middle (a long error names a path, and its end says what is
             # wrong); the whole of it is in the row's tooltip (``tooltip_html``).
             width = max(40, rect.right() - rect.left() - LEFT - 8)
@@ -1171,10 +1175,15 @@ def tooltip_html(index: Index) -> str:
     reason = one_line(index.data(Roles.TrustReason), 600)
     echo = index.data(Roles.Echo)
     error = index.data(Roles.EchoError)
+    said = one_line(error, 600)
     unsent = (
         f"<br><span style='color:{TRUST_COLORS['invalid']}'>"
-        f"{'Not sent' if echo == 'failed' else 'Not sent yet'}: "
-        f"{html_escape(one_line(error, 600))}</span>"
+        + (
+            html_escape(said[:1].upper() + said[1:])  # "waiting": the whole sentence
+            if echo == "waiting"
+            else f"{'Not sent' if echo == 'failed' else 'Not sent yet'}: {html_escape(said)}"
+        )
+        + "</span>"
         + (f"<br>{REFUSED_RETRY_NOTE}" if echo == "failed" else "")
         if echo and error
         else ""

@@ -257,7 +257,8 @@ def test_a_send_kept_for_a_room_not_followed_goes_out_once_it_is_joined_again(
 ) -> None:
     """What was kept when its storage was removed (the app's message says it goes out
     once the app opens the room there again): the storage added back without the room
-    sends nothing of it; joining the room again sends it, once, after the join."""
+    sends nothing of it; joining the room again sends it, once. The join's own event
+    signs it first: it was typed before the join (``Outbox.enqueue`` keeps typed order)."""
     client, entry, _events = local_client(tmp_path)
     me = b64encode(bytes(client._signer()[1].verify_key))
 
@@ -288,5 +289,253 @@ def test_a_send_kept_for_a_room_not_followed_goes_out_once_it_is_joined_again(
         ]
 
     mine = run(go())
-    assert mine[-2:] == [MEMBER, "kept"]
+    assert mine[-2:] == ["kept", MEMBER]
     assert mine.count("kept") == 1
+
+
+def test_kept_sends_resumed_while_another_is_typed_go_out_in_typed_order(
+    tmp_path: Path,
+) -> None:
+    """Red team rt90 (F2): an earlier run kept "first" and "second" (typed while the room
+    was read, then a quit). At the next start the room is read again and she types
+    "third" meanwhile. The resume sends one hold after the other, and "third" learned
+    the head as soon as "first" did: it went out before "second", for good. Any send
+    now signs the older holds of its room and key first (``Outbox.enqueue``)."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    box.hold(ROOM, ALICE_KEY, ALICE, None, text("first"))
+    box.hold(ROOM, ALICE_KEY, ALICE, None, text("second"))
+    box.close()
+
+    async def next_start() -> None:
+        box = Outbox(path)
+        engine = SyncEngine(store, outbox=box, config=QUIET)
+        store.gate = asyncio.Event()  # the room's read takes a while
+        try:
+            await engine.open_room(ROOM)
+            engine.resume_held(ALICE, key(1), [ROOM])
+            third = asyncio.ensure_future(
+                engine.send(ROOM, ALICE, key(1), text("third"), keep=True)
+            )
+            await until_held(box, 3)  # all three kept, the read still going on
+            store.gate.set()
+            await third
+            await until_held(box, 0, exactly=True)
+            assert await engine.flush(timeout=10)
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    run(next_start())
+    assert_linear_and_verified(store, ["one", "hi", "two", "first", "second", "third"])
+
+
+def test_a_kept_send_whose_resume_got_no_answer_is_not_overtaken_by_what_is_typed_next(
+    tmp_path: Path,
+) -> None:
+    """Red team rt90 (F1): an earlier run kept "earlier". At the next start the storage
+    does not answer for a moment and the resume gives up. The storage answers again, the
+    room is read, and she types "later": it went out at once while "earlier" stayed in
+    the outbox until some later start, after it. Readers see earlier, then later."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    box.hold(ROOM, ALICE_KEY, ALICE, None, text("earlier"))
+    box.close()
+    said: list[EngineEvent] = []
+
+    async def next_start() -> None:
+        box = Outbox(path)
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
+        store.gate = asyncio.Event()  # no answer for now
+        try:
+            room = await engine.open_room(ROOM)
+            engine.resume_held(ALICE, key(1), [ROOM])
+            (resume,) = [t for t in engine._tasks if t.get_name() == "bc-resume-held"]
+            # It gives up once the storage has not answered in time (today within
+            # seconds); a resume that waits on for the room's read is fine too.
+            await asyncio.wait([resume], timeout=30)
+            kept = [(e.seq, e.kept) for e in said if isinstance(e, SendKept)]
+            said_after = [e for e in said if not isinstance(e, SendKept)]
+            record.append((kept, said_after))
+            store.gate.set()  # the storage answers again
+            assert room.backfill is not None
+            await room.backfill  # the room is read
+            await engine.send(ROOM, ALICE, key(1), text("later"), keep=True)
+            assert await engine.flush(timeout=10)
+            record.append(len(box.held()))
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    async def a_later_start() -> None:  # whatever is still kept goes out now
+        box = Outbox(path)
+        engine = SyncEngine(store, outbox=box, config=QUIET)
+        try:
+            await engine._publisher.resume_held(ALICE, key(1), {ROOM})
+            assert await engine.flush(timeout=10)
+        finally:
+            await engine.close()
+            box.close()
+
+    record: list[object] = []
+    run(next_start())
+    (kept, _others), still_held = record
+    assert still_held == 0, kept  # "later" took "earlier" with it, first
+    run(a_later_start())
+    # Readers see what she typed in the order she typed it.
+    assert_linear_and_verified(store, ["one", "hi", "two", "earlier", "later"])
+
+
+def test_a_kept_send_a_resume_could_not_send_says_why_and_goes_out_when_the_room_is_read(
+    tmp_path: Path,
+) -> None:
+    """A resume that gets no answer leaves the hold kept, its row says so and why ("not
+    sent yet: …; it will be tried again", not "sending" for the whole run), and the
+    room's read completing sends it, with nothing else typed."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    box.hold(ROOM, ALICE_KEY, ALICE, None, text("earlier"))
+    box.close()
+    said: list[EngineEvent] = []
+
+    async def start() -> None:
+        box = Outbox(path)
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
+        store.gate = asyncio.Event()  # no answer for now
+        try:
+            room = await engine.open_room(ROOM)
+            engine.resume_held(ALICE, key(1), [ROOM])
+            (resume,) = [t for t in engine._tasks if t.get_name() == "bc-resume-held"]
+            await resume  # gave up: the storage did not answer in time
+            assert len(box.held()) == 1
+            store.gate.set()  # the storage answers again
+            assert room.backfill is not None
+            await room.backfill  # the room is read: the hold is tried again
+            await until_held(box, 0, exactly=True)
+            assert await engine.flush(timeout=10)
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    run(start())
+    assert_linear_and_verified(store, ["one", "hi", "two", "earlier"])
+    kept = [(e.seq, e.kept, e.error) for e in said if isinstance(e, SendKept)]
+    assert [(seq, k) for seq, k, _ in kept] == [(1, True), (1, True), (1, True), (1, False)]
+    assert [error != "" for _, _, error in kept] == [False, True, False, False]
+    told = kept[1][2]
+    assert told.startswith("not sent yet: ") and told.endswith("; it will be tried again")
+    assert "answer" in told, told  # the storage's reason, not "try again" advice
+
+
+def test_a_send_signs_the_older_holds_of_its_room_key_and_user_first_and_once(
+    tmp_path: Path,
+) -> None:
+    """``Outbox.enqueue`` signs every older hold of its room, key and user first, oldest
+    first, in its own transaction (and says which: ``drained``); other rooms', keys'
+    and users' holds stay, and a second process of this device given a hold signed so
+    queues nothing (it is signed once)."""
+    path = tmp_path / "outbox.sqlite"
+    one, two = Outbox(path), Outbox(path)  # two processes of one device
+    other_key = b64encode(bytes(key(2).verify_key))
+    try:
+        one.hold(ROOM, ALICE_KEY, ALICE, None, text("a"))  # 1
+        one.hold(ROOM, other_key, ALICE, None, text("other key"))  # 2
+        one.hold("!other:room", ALICE_KEY, ALICE, None, text("other room"))  # 3
+        one.hold(ROOM, ALICE_KEY, "bob@example.com", None, text("other user"))  # 4
+        one.hold(ROOM, ALICE_KEY, ALICE, "Alice", text("b"))  # 5
+        one.hold(ROOM, ALICE_KEY, ALICE, None, text("c"))  # 6
+        one.seed_head(ROOM, ALICE_KEY, None)
+        drained: list[int] = []
+        stamps = iter(range(1_000, 2_000))
+        events = one.enqueue(
+            room_id=ROOM,
+            user_id=ALICE,
+            signing_key=key(1),
+            drafts=text("d")[0:1],
+            clock=lambda: next(stamps),
+            unique=lambda: str(next(stamps)),
+            held=5,
+            drained=drained,
+        )
+        assert drained == [1]  # older than 5; 6 is younger: it waits for its own send
+        assert [ev.type for ev in events] == [MEMBER, MESSAGE, MESSAGE]
+        assert [ev.body for ev in events[1:]] == ["a", "d"]
+        assert [ev.prev_event_hash for ev in events[1:]] == [ev.hash for ev in events[:-1]]
+        assert [h.seq for h in two.held()] == [2, 3, 4, 6]
+        again: list[int] = []
+        late = two.enqueue(
+            room_id=ROOM,
+            user_id=ALICE,
+            signing_key=key(1),
+            drafts=text("a"),
+            clock=lambda: next(stamps),
+            unique=lambda: str(next(stamps)),
+            held=1,
+            drained=again,
+        )
+        assert late == [] and again == []  # signed once, by the first
+        plain = two.enqueue(  # a send that was never kept (the command line) takes 6 first
+            room_id=ROOM,
+            user_id=ALICE,
+            signing_key=key(1),
+            drafts=text("e"),
+            clock=lambda: next(stamps),
+            unique=lambda: str(next(stamps)),
+            drained=again,
+        )
+        assert again == [6] and [ev.body for ev in plain] == ["c", "e"]
+        assert [h.seq for h in one.held()] == [2, 3, 4]
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_kept_send_said_not_sent_yet_and_signed_elsewhere_loses_its_row(
+    tmp_path: Path,
+) -> None:
+    """A hold said "not sent yet" that another process of this device signs meanwhile
+    (a command's send signs the older holds of its room and key first) is not left
+    "not sent yet": the retry when the room is read finds it gone and its row goes."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    box.hold(ROOM, ALICE_KEY, ALICE, None, text("earlier"))
+    box.close()
+    said: list[EngineEvent] = []
+
+    async def start() -> None:
+        box = Outbox(path)
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
+        store.gate = asyncio.Event()  # no answer for now
+        try:
+            room = await engine.open_room(ROOM)
+            engine.resume_held(ALICE, key(1), [ROOM])
+            (resume,) = [t for t in engine._tasks if t.get_name() == "bc-resume-held"]
+            await resume
+            elsewhere = Outbox(path)
+            elsewhere.drop_held(1)  # as a command's send that signed it first would
+            elsewhere.close()
+            store.gate.set()
+            assert room.backfill is not None
+            await room.backfill
+            retries = [t for t in engine._tasks if t.get_name() == "bc-resume-held"]
+            assert len(retries) == 2  # the start's, and the one when the room was read
+            await asyncio.gather(*retries)
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    run(start())
+    kept = [(e.seq, e.kept, bool(e.error)) for e in said if isinstance(e, SendKept)]
+    assert kept == [(1, True, False), (1, True, True), (1, False, False)]
