@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import enum
 import itertools
+import re
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
@@ -888,12 +889,17 @@ class _Kept:
 # ``_Columns`` flags, one byte a row
 _ID_WHOLE = 1  # the event id does not start with the room's id: kept whole
 _PREV_NONE = 2  # no chain predecessor
-_PREV_TEXT = 4  # a predecessor's hash that is not 32 bytes in base64: kept as text
-_HASH_TEXT = 8  # the same for the event's own hash (never made by the parser)
+_PREV_APART = 4  # a predecessor that is not the key's row before: its hash kept apart
+_HASH_TEXT = 8  # a hash that is not base64 of 32 bytes (never made by the parser)
 _PARENT = 16  # a reply: its parent's id is kept apart (``_parents``)
 _ODD = 32  # a timestamp, room id or line number outside the columns: kept apart
+_ID_TIME = 64  # the id's time is the event's timestamp (``ids.iso_utc_ms``): not kept
+_ID_UUID = 128  # the id's unique part is a lower-case UUID text: kept as its 16 bytes
 _OK_CODES: dict[bool | None, int] = {False: 0, True: 1, None: 2}
 _OKS = (False, True, None)
+_WIDER = {"B": "H", "H": "I", "I": "Q"}
+# the number columns of ``_Columns._numbered``
+_SENDER, _KEY, _TYPE, _PATH, _WHY, _LINE = range(6)
 _b2a = binascii.b2a_base64
 _a2b = binascii.a2b_base64
 
@@ -911,24 +917,54 @@ def _packed_hash(text: str) -> bytes | None:
     return raw
 
 
+def _uuid_text(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# A UUID's text as ``_uuid_text`` writes it (lower case): kept as its 16 bytes.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z").match
+
+
+def _time_text(ms: int) -> str | None:
+    try:
+        return iso_utc_ms(ms)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _appended(column: array[int], value: int) -> array[int]:
+    """``column`` with ``value`` appended: itself, or a wider copy when it is too
+    narrow (numbers start at one byte: most rooms have few senders, keys and types)."""
+    while True:
+        try:
+            column.append(value)
+            return column
+        except OverflowError:
+            column = array(_WIDER[column.typecode], column)
+
+
 class _Columns:
     """A slim ledger's store (``RoomLedger`` with ``keep_bodies=False``, the app's): what
     the audit reads of each copy, as fixed-size records in columns instead of objects.
 
     A copy of 20 slots with its event id, hash, timestamp and signature digest as objects
-    cost about 515 bytes; here an event is about 175: its id (without the room's id and
-    "::" that every id starts with) in one byte string, its hash, chain link and signature
-    digest as raw bytes, its timestamp and line as machine integers, its sender, key,
-    type, segment and signature verdict as numbers into one table of shared strings. What
-    few events have — a reply's parent, the content the rules read, a witness, a hash that
-    is not base64 of 32 bytes — is kept apart, by row.
+    cost about 515 bytes; here an event is about 110: its hash and signature digest as
+    raw bytes, its chain link as the number of its predecessor's row (the key's row read
+    before it, almost always), its timestamp as a machine integer, its sender, key, type,
+    segment, line and signature verdict as numbers (most into one table of shared
+    strings), its id without what can be made again — the room's id, a time that is the
+    event's timestamp, a UUID text as its 16 bytes — in one byte string. What few events
+    have — a reply's parent, the content the rules read, a witness, a predecessor that is
+    not the row before — is kept apart, by row.
 
     ``copy`` makes the ``_Copy`` of a row when it is asked, equal each time (an audit asks
     for every row; a page, a finding or an append for a few); none is kept. Rows are only
     added: a result holds row numbers (``Timeline``), and a copy found later at an
     earlier place is a new row (``RoomLedger._moved``). Event ids are looked up in an open
     addressing table of slot numbers (``find``): 4 to 8 bytes an id, not a dict entry and
-    a string."""
+    a string. Another thread may read rows while rows are added: a column replaced by a
+    wider one, or the table by a larger one, is replaced whole."""
 
     keeps_bodies = False
 
@@ -936,27 +972,26 @@ class _Columns:
         self.room_id = room_id
         self._prefix = room_id + "::"
         self._ids = bytearray()
-        self._id_ends: array[int] = array("Q")
+        self._id_ends: array[int] = array("I")
         self._hashes = bytearray()
-        self._prevs = bytearray()
+        self._prevs: array[int] = array("I")  # predecessor's row + 1 (0: none or apart)
         self._sigs = bytearray()
         self._stamps: array[int] = array("q")
-        self._lines: array[int] = array("I")
-        self._senders: array[int] = array("I")
-        self._keys: array[int] = array("I")
-        self._types: array[int] = array("I")
-        self._paths: array[int] = array("I")
-        self._whys: array[int] = array("I")
+        self._numbered: list[array[int]] = [array("B") for _ in range(6)]
         self._oks = bytearray()
         self._flags = bytearray()
         self._strings: list[Any] = [None]
         self._numbers: dict[Any, int] = {None: 0}
+        # per key's number: its row read last and that row's hash
+        self._last: dict[int, tuple[int, str]] = {}
         self._raws: dict[int, Mapping[str, Any]] = {}
         self._contents: dict[int, Mapping[str, Any]] = {}
         self._parents: dict[int, str] = {}
-        self._texts: dict[tuple[int, int], str] = {}  # (flag, row) -> hash text
+        self._apart: dict[int, str] = {}  # predecessors' hashes not in ``_prevs``
+        self._texts: dict[int, str] = {}  # hashes that are not base64 of 32 bytes
         self._odd: dict[int, tuple[int, str, int]] = {}  # row -> timestamp, room, line
         self.heads: array[int] = array("I")
+        self._id_hashes: array[int] = array("I")  # per slot: its id's hash, 32 bits
         # (table, mask), replaced as one when the table grows: another thread may be
         # looking an id up (``Timeline.position_of``)
         self._index: tuple[array[int], int] = (array("I", bytes(4 * 16)), 15)
@@ -971,9 +1006,15 @@ class _Columns:
             self._strings.append(text)
         return number
 
+    def _number(self, which: int, value: int) -> None:
+        numbered = self._numbered
+        numbered[which] = _appended(numbered[which], value)
+
     def add(
         self, path: str, line: int, ok: bool | None, why: str, ev: Event, sig: str | int
     ) -> _Copy:
+        """Keep a copy of ``ev`` read at (``path``, ``line``) as row ``len(self)``;
+        returns it as ``copy`` will make it (of ``ev``'s own values: equal)."""
         row = len(self._flags)
         flags = 0
         event_id = ev.event_id
@@ -981,92 +1022,148 @@ class _Columns:
             event_id = event_id[len(self._prefix) :]
         else:
             flags |= _ID_WHOLE
-        self._ids += event_id.encode("utf-8", "surrogatepass")
-        self._id_ends.append(len(self._ids))
+        ts = ev.timestamp_ms
+        when = _time_text(ts)
+        if (
+            when is not None
+            and event_id.startswith(when)
+            and event_id[len(when) :].startswith("::")
+        ):
+            flags |= _ID_TIME
+            event_id = event_id[len(when) + 2 :]
+        if _UUID(event_id):
+            flags |= _ID_UUID
+            self._ids += bytes.fromhex(event_id.replace("-", ""))
+        else:
+            self._ids += event_id.encode("utf-8", "surrogatepass")
+        try:
+            self._id_ends.append(len(self._ids))
+        except OverflowError:
+            self._id_ends = array("Q", self._id_ends)
+            self._id_ends.append(len(self._ids))
         packed = _packed_hash(ev.hash)
         if packed is None:
             flags |= _HASH_TEXT
-            self._texts[(_HASH_TEXT, row)] = ev.hash
+            self._texts[row] = ev.hash
             packed = bytes(32)
         self._hashes += packed
+        numbers = self._numbers
+        key = numbers.get(ev.sender_key)
+        if key is None:
+            key = self._string(ev.sender_key)
         prev = ev.prev_event_hash
-        packed = None if prev is None else _packed_hash(prev)
-        if packed is None:
-            if prev is None:
-                flags |= _PREV_NONE
-            else:
-                flags |= _PREV_TEXT
-                self._texts[(_PREV_TEXT, row)] = prev
-            packed = bytes(32)
-        self._prevs += packed
+        last = self._last.get(key)
+        self._last[key] = (row, ev.hash)
+        if prev is None:
+            flags |= _PREV_NONE
+            self._prevs.append(0)
+        elif last is not None and last[1] == prev:
+            self._prevs.append(last[0] + 1)
+        else:
+            flags |= _PREV_APART
+            self._apart[row] = prev
+            self._prevs.append(0)
         assert isinstance(sig, int)  # a slim ledger's signature id: a 128-bit digest
         self._sigs += sig.to_bytes(16, "big")
-        ts = ev.timestamp_ms
-        if 0 <= ts < 2**63 and 0 <= line < 2**32 and ev.room_id == self.room_id:
+        room_id, number = ev.room_id, line
+        if 0 <= ts < 2**63 and 0 <= line < 2**32 and room_id == self.room_id:
             self._stamps.append(ts)
-            self._lines.append(line)
         else:
             flags |= _ODD
-            self._odd[row] = (ts, ev.room_id, line)
+            self._odd[row] = (ts, room_id, line)
             self._stamps.append(0)
-            self._lines.append(0)
-        string = self._string
-        self._senders.append(string(ev.sender_id))
-        self._keys.append(string(ev.sender_key))
-        self._types.append(string(ev.type))
-        self._paths.append(string(path))
-        self._whys.append(string(why))
+            number = 0
+        sender = numbers.get(ev.sender_id)
+        if sender is None:
+            sender = self._string(ev.sender_id)
+        kind = numbers.get(ev.type)
+        if kind is None:
+            kind = self._string(ev.type)
+        at = numbers.get(path)
+        if at is None:
+            at = self._string(path)
+        because = numbers.get(why)
+        if because is None:
+            because = self._string(why)
+        numbered = self._numbered
+        for which, value in (
+            (_SENDER, sender),
+            (_KEY, key),
+            (_TYPE, kind),
+            (_PATH, at),
+            (_WHY, because),
+            (_LINE, number),
+        ):
+            try:
+                numbered[which].append(value)
+            except OverflowError:
+                numbered[which] = _appended(numbered[which], value)
         self._oks.append(_OK_CODES[ok])
-        if ev.parent_event_id is not None:
+        parent = ev.parent_event_id
+        if parent is not None:
             flags |= _PARENT
-            self._parents[row] = ev.parent_event_id
+            self._parents[row] = parent
         raw = ev.raw
+        witness: Mapping[str, Any] = _NOTHING
         if WITNESS_FIELD in raw:
-            self._raws[row] = MappingProxyType({WITNESS_FIELD: raw[WITNESS_FIELD]})
+            witness = self._raws[row] = MappingProxyType({WITNESS_FIELD: raw[WITNESS_FIELD]})
         content = _kept_content(ev)
         if content is not _NOTHING:
             self._contents[row] = content
         self._flags.append(flags)
-        return self.copy(row)
+        strings = self._strings
+        c: _Copy = _new_copy(_Copy)
+        c.raw, c.hash, c.event_id, c.room_id = witness, ev.hash, ev.event_id, room_id
+        c.timestamp_ms, c.sender_id, c.type = ts, strings[sender], strings[kind]
+        c.parent_event_id, c.prev_event_hash, c.signature = parent, prev, ""
+        c.sender_key, c.content, c.path, c.line = strings[key], content, strings[at], line
+        c.sig_ok, c.sig_why, c.sig = ok, strings[because], sig
+        c.depth, c.eff, c.problems, c.row = 0, _NO_ORDER, None, row
+        return c
 
     def _id_at(self, row: int) -> bytes:
-        return bytes(self._ids[self._id_ends[row - 1] if row else 0 : self._id_ends[row]])
+        ends = self._id_ends
+        return bytes(self._ids[ends[row - 1] if row else 0 : ends[row]])
 
     def event_id(self, row: int) -> str:
-        text = self._id_at(row).decode("utf-8", "surrogatepass")
-        return text if self._flags[row] & _ID_WHOLE else self._prefix + text
+        flags = self._flags[row]
+        kept = self._id_at(row)
+        text = _uuid_text(kept) if flags & _ID_UUID else kept.decode("utf-8", "surrogatepass")
+        if flags & _ID_TIME:
+            text = f"{iso_utc_ms(self.timestamp(row))}::{text}"
+        return text if flags & _ID_WHOLE else self._prefix + text
 
     def hash(self, row: int) -> str:
         if self._flags[row] & _HASH_TEXT:
-            return self._texts[(_HASH_TEXT, row)]
+            return self._texts[row]
         at = 32 * row
         return _b2a(self._hashes[at : at + 32], newline=False).decode("ascii")
 
     def _prev(self, row: int, flags: int) -> str | None:
-        if flags & (_PREV_NONE | _PREV_TEXT):
-            return None if flags & _PREV_NONE else self._texts[(_PREV_TEXT, row)]
-        at = 32 * row
-        return _b2a(self._prevs[at : at + 32], newline=False).decode("ascii")
+        if flags & (_PREV_NONE | _PREV_APART):
+            return None if flags & _PREV_NONE else self._apart[row]
+        return self.hash(self._prevs[row] - 1)
 
     def sig(self, row: int) -> int:
         at = 16 * row
         return int.from_bytes(self._sigs[at : at + 16], "big")
 
     def place(self, row: int) -> tuple[str, int]:
-        line = self._odd[row][2] if self._flags[row] & _ODD else self._lines[row]
-        return self._strings[self._paths[row]], line
+        odd = self._flags[row] & _ODD
+        line = self._odd[row][2] if odd else self._numbered[_LINE][row]
+        return self._strings[self._numbered[_PATH][row]], line
 
     def timestamp(self, row: int) -> int:
         return self._odd[row][0] if self._flags[row] & _ODD else self._stamps[row]
 
     def sender_id(self, row: int) -> str:
-        return self._strings[self._senders[row]]  # type: ignore[no-any-return]
+        return self._strings[self._numbered[_SENDER][row]]  # type: ignore[no-any-return]
 
     def sender_key(self, row: int) -> str | None:
-        return self._strings[self._keys[row]]  # type: ignore[no-any-return]
+        return self._strings[self._numbered[_KEY][row]]  # type: ignore[no-any-return]
 
     def type(self, row: int) -> str:
-        return self._strings[self._types[row]]  # type: ignore[no-any-return]
+        return self._strings[self._numbered[_TYPE][row]]  # type: ignore[no-any-return]
 
     def related(self, row: int) -> bool:
         return bool(self._flags[row] & _PARENT) or self.type(row) in HIDDEN_TYPES
@@ -1074,26 +1171,51 @@ class _Columns:
     def copy(self, row: int) -> _Copy:
         """The ``_Copy`` of ``row``, as ``_Kept`` would keep the slim event's."""
         flags = self._flags[row]
-        strings = self._strings
+        strings, numbered = self._strings, self._numbered
         c: _Copy = _new_copy(_Copy)
         c.raw = self._raws.get(row, _NOTHING) if self._raws else _NOTHING
-        c.hash = self.hash(row)
-        c.event_id = self.event_id(row)
         if flags & _ODD:
-            c.timestamp_ms, c.room_id, c.line = self._odd[row]
+            ts, c.room_id, c.line = self._odd[row]
+            c.timestamp_ms = ts
         else:
-            c.timestamp_ms, c.room_id, c.line = self._stamps[row], self.room_id, self._lines[row]
-        c.sender_id = strings[self._senders[row]]
-        c.type = strings[self._types[row]]
+            c.timestamp_ms = ts = self._stamps[row]
+            c.room_id, c.line = self.room_id, numbered[_LINE][row]
+        ends = self._id_ends
+        kept = bytes(self._ids[ends[row - 1] if row else 0 : ends[row]])
+        if flags & _ID_UUID:
+            h = kept.hex()
+            text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        else:
+            text = kept.decode("utf-8", "surrogatepass")
+        if flags & _ID_TIME:
+            text = f"{iso_utc_ms(ts)}::{text}"
+        c.event_id = text if flags & _ID_WHOLE else self._prefix + text
+        hashes = self._hashes
+        if flags & _HASH_TEXT:
+            c.hash = self._texts[row]
+        else:
+            at = 32 * row
+            c.hash = _b2a(hashes[at : at + 32], newline=False).decode("ascii")
+        c.sender_id = strings[numbered[_SENDER][row]]
+        c.type = strings[numbered[_TYPE][row]]
         c.parent_event_id = self._parents[row] if flags & _PARENT else None
-        c.prev_event_hash = self._prev(row, flags)
+        if flags & (_PREV_NONE | _PREV_APART):
+            c.prev_event_hash = None if flags & _PREV_NONE else self._apart[row]
+        else:
+            before = self._prevs[row] - 1
+            if self._flags[before] & _HASH_TEXT:
+                c.prev_event_hash = self._texts[before]
+            else:
+                at = 32 * before
+                c.prev_event_hash = _b2a(hashes[at : at + 32], newline=False).decode("ascii")
         c.signature = ""
-        c.sender_key = strings[self._keys[row]]
+        c.sender_key = strings[numbered[_KEY][row]]
         c.content = self._contents.get(row, _NOTHING) if self._contents else _NOTHING
-        c.path = strings[self._paths[row]]
+        c.path = strings[numbered[_PATH][row]]
         c.sig_ok = _OKS[self._oks[row]]
-        c.sig_why = strings[self._whys[row]]
-        c.sig = self.sig(row)
+        c.sig_why = strings[numbered[_WHY][row]]
+        at = 16 * row
+        c.sig = int.from_bytes(self._sigs[at : at + 16], "big")
         c.depth = 0
         c.eff = _NO_ORDER
         c.problems = None
@@ -1102,36 +1224,32 @@ class _Columns:
 
     # -- event ids: an open addressing table of slot numbers + 1 (0: empty) -------------
 
-    def _key(self, event_id: str) -> tuple[bytes, int]:
-        if event_id.startswith(self._prefix):
-            return event_id[len(self._prefix) :].encode("utf-8", "surrogatepass"), 0
-        return event_id.encode("utf-8", "surrogatepass"), _ID_WHOLE
-
     def find(self, event_id: str) -> int:
         """The slot of ``event_id`` (``new_slot``), or -1."""
-        key, whole = self._key(event_id)
-        (table, mask), heads, flags = self._index, self.heads, self._flags
-        i = hash(key) & mask
+        h = hash(event_id) & 0xFFFFFFFF
+        (table, mask), heads, hashes = self._index, self.heads, self._id_hashes
+        i = h & mask
         while True:
             slot = table[i] - 1
             if slot < 0:
                 return -1
-            row = heads[slot]
-            if (flags[row] & _ID_WHOLE) == whole and self._id_at(row) == key:
+            if hashes[slot] == h and self.event_id(heads[slot]) == event_id:
                 return slot
             i = (i + 1) & mask
 
     def new_slot(self, event_id: str, row: int) -> None:
         """Give ``event_id`` (not found) the next slot, whose copy is at ``row``."""
+        h = hash(event_id) & 0xFFFFFFFF
+        self._id_hashes.append(h)
         self.heads.append(row)
         table, mask = self._index
         if 2 * len(self.heads) <= len(table):
-            _put(table, mask, hash(self._key(event_id)[0]), len(self.heads))
+            _put(table, mask, h, len(self.heads))
             return
         size = 2 * len(table)
         table, mask = array("I", bytes(4 * size)), size - 1
-        for slot, at in enumerate(self.heads):
-            _put(table, mask, hash(self._id_at(at)), slot + 1)
+        for slot, at in enumerate(self._id_hashes):
+            _put(table, mask, at, slot + 1)
         self._index = (table, mask)
 
 
@@ -1508,10 +1626,11 @@ class RoomLedger:
         # the copies, not this audit's places.
         ends = {id(t) for t in tips.values() if t is not None}
         late: dict[int, int] = {}
+        keeps = store.keeps_bodies  # (a slim ledger's copies are dropped after the audit)
         for c in chained:
             if c.eff[0] != c.timestamp_ms:
                 late[c.row] = c.eff[0]
-            elif id(c) not in ends:
+            elif keeps and id(c) not in ends:
                 c.eff, c.depth = _NO_ORDER, 0
         authorized: dict[str, set[str]] = {s: set(keys) for s, keys in (pinned or {}).items()}
         trust = _decide_trust(chained, bound, set(authorized), complete)
