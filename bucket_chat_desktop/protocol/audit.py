@@ -831,6 +831,8 @@ class _Kept:
     def __init__(self, slim: _Slimmer) -> None:
         self._slim = slim
         self._copies: list[_Copy] = []
+        # ``copy(row)``: the list's own look-up (a full audit asks for every row)
+        self.copy: Callable[[int], _Copy] = self._copies.__getitem__
         self._slots: dict[str, int] = {}
         self.heads: array[int] = array("I")  # per event id (its slot): its copy's row
 
@@ -845,9 +847,6 @@ class _Kept:
         copy.row = len(self._copies)
         self._copies.append(copy)
         return copy
-
-    def copy(self, row: int) -> _Copy:
-        return self._copies[row]
 
     def find(self, event_id: str) -> int:
         return self._slots.get(event_id, -1)
@@ -1138,11 +1137,6 @@ class _Columns:
             return self._texts[row]
         at = 32 * row
         return _b2a(self._hashes[at : at + 32], newline=False).decode("ascii")
-
-    def _prev(self, row: int, flags: int) -> str | None:
-        if flags & (_PREV_NONE | _PREV_APART):
-            return None if flags & _PREV_NONE else self._apart[row]
-        return self.hash(self._prevs[row] - 1)
 
     def sig(self, row: int) -> int:
         at = 16 * row
