@@ -216,12 +216,7 @@ class Timeline(Sequence[Assessed]):
         if self._ledger is None:
             return []
         rows = self._rows
-        out: list[int] = []
-        for row in self._ledger.rows_of(event_id):
-            try:
-                out.append(rows.index(row))  # a row is shown at most once
-            except ValueError:
-                continue
+        out = [at for row in self._ledger.rows_of(event_id) if (at := _shown_at(rows, row)) >= 0]
         return sorted(out)
 
     def position_of(self, event_id: str) -> int | None:
@@ -454,6 +449,20 @@ class Timeline(Sequence[Assessed]):
             self.repeated,
             self.complete,
         )
+
+
+def _shown_at(rows: array[int], row: int) -> int:
+    """Where ``row`` is in ``rows`` (a row is shown at most once), or -1: looked for
+    in blocks from the newest back, each four times the last (what is looked for is
+    mostly recent: a read marker, a search hit), by the array's own search."""
+    hi, step = len(rows), 4096
+    while hi > 0:
+        lo = max(0, hi - step)
+        try:
+            return lo + rows[lo:hi].index(row)
+        except ValueError:
+            hi, step = lo, 4 * step
+    return -1
 
 
 def _rows(

@@ -5,6 +5,7 @@ is kept per event between audits."""
 from __future__ import annotations
 
 import gc
+from array import array
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -233,3 +234,14 @@ def test_an_older_result_finds_an_id_whose_copy_was_replaced_by_an_earlier_place
             assert timeline.position_of_copy(ev.event_id, path, at + 1) == at
             assert timeline.rows_by_id({ev.event_id})[ev.event_id].position == at
             assert timeline[at].path == path
+
+
+def test_a_row_is_found_in_any_block_of_a_long_timeline() -> None:
+    """``_shown_at`` looks for a row in blocks from the newest back (4,096 rows, then
+    four times more each): every row is found at its place, in the first block, across
+    block edges and in the oldest one, and a row not shown is not."""
+    rows = array("I", range(3, 3 * 30_000, 3))  # row numbers, not positions
+    for at in (0, 1, 4094, 4095, 4096, 20479, 20480, 20481, len(rows) - 1):
+        assert audit._shown_at(rows, rows[at]) == at
+    assert audit._shown_at(rows, 4) == -1
+    assert audit._shown_at(array("I"), 0) == -1
