@@ -8,8 +8,10 @@ comes from here and nowhere else.
 
 from __future__ import annotations
 
+import binascii
 import enum
 import itertools
+import re
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
@@ -55,7 +57,7 @@ INSERT_TAIL = 256
 _TAIL_KEPT = INSERT_TAIL + 1  # and the row before them: what they are placed after
 _NO_HORIZON = 2**63  # no clock given: nothing is held
 _NOTHING_HELD = 2**64  # later than any horizon
-_NOTHING_LATE: Mapping[Any, int] = MappingProxyType({})  # no row placed after its date
+_NOTHING_LATE: Mapping[int, int] = MappingProxyType({})  # no row placed after its date
 
 
 _UNREAD_HISTORY = frozenset(
@@ -103,26 +105,40 @@ class _Verdicts:
 class Timeline(Sequence[Assessed]):
     """The shown rows of an audit, each made when it is read.
 
-    A row is stored as the ledger's copy of the event (which the ledger keeps anyway) and
-    a 4-byte verdict number instead of an ``Assessed`` tuple: 84 bytes an event less, 84 MB
-    in a room of a million events. Reading it gives equal ``Assessed`` values every time
-    (not the same objects); a slice is a ``Timeline`` too (12 bytes a row: a slice of
-    a million rows read one by one never holds a million ``Assessed`` at once). Never
-    changed after it was made: an append makes a new one (``extended``)."""
+    A row is stored as the number of the ledger's copy in its store (``_Kept``,
+    ``_Columns``: the ledger keeps them anyway) and a 4-byte verdict number instead of an
+    ``Assessed`` tuple: 8 bytes a row. Reading it gives equal ``Assessed`` values every
+    time (not the same objects); a slice is a ``Timeline`` too (a slice of a million rows
+    read one by one never holds a million ``Assessed`` at once). Never changed after it
+    was made: an append makes a new one (``extended``). The store only grows, so the rows
+    a result holds stay what they were."""
 
-    __slots__ = ("_codes", "_copies", "_late", "_pairs", "_tally", "complete", "repeated")
+    __slots__ = (
+        "_codes",
+        "_late",
+        "_ledger",
+        "_pairs",
+        "_rows",
+        "_store",
+        "_tally",
+        "complete",
+        "repeated",
+    )
 
     def __init__(
         self,
-        copies: list[_Copy],
+        ledger: RoomLedger | None,
+        rows: array[int],
         codes: array[int],
         pairs: list[tuple[TrustState, str]],
         tally: Counter[int] | None = None,
-        late: Mapping[_Copy, int] = _NOTHING_LATE,
+        late: Mapping[int, int] = _NOTHING_LATE,
         repeated: frozenset[str] = frozenset(),
         complete: bool = True,
     ) -> None:
-        self._copies = copies
+        self._ledger = ledger
+        self._store: _Kept | _Columns = ledger._store if ledger is not None else _EMPTY
+        self._rows = rows
         # Event ids whose good copies were signed by more than one device key: each
         # key's copy is a row of its own (section 6 step 1), so a look-up by id alone
         # cannot tell which one is meant. They take no relations (section 18.1), and a
@@ -136,11 +152,10 @@ class Timeline(Sequence[Assessed]):
         self._codes = codes
         self._pairs = pairs
         # Where rows placed later than their own date are placed (``placed_by``), by
-        # copy (hashed by identity), as this audit placed them. The copies are the
-        # ledger's, and a later audit places them anew (a held row shown at last moves
-        # its chain's later rows after it): read from them, an older result's places
-        # changed under it. Only added to, by the appends of the same audit (each looks
-        # up its own copies).
+        # row number, as this audit placed them. A later audit places them anew (a held
+        # row shown at last moves its chain's later rows after it): read from the
+        # copies, an older result's places would change under it. Only added to, by the
+        # appends of the same audit (each looks up its own rows).
         self._late = late
         # Rows per verdict number, counted once when first asked (a header shows it on
         # every room-list change: a count over a million rows each time took ~50 ms);
@@ -150,10 +165,10 @@ class Timeline(Sequence[Assessed]):
     @classmethod
     def empty(cls) -> Timeline:
         """A timeline without rows (a room not audited yet)."""
-        return cls([], array("I"), [])
+        return cls(None, array("I"), array("I"), [])
 
     def __len__(self) -> int:
-        return len(self._copies)
+        return len(self._rows)
 
     @overload
     def __getitem__(self, index: int) -> Assessed: ...
@@ -164,19 +179,24 @@ class Timeline(Sequence[Assessed]):
     def __getitem__(self, index: int | slice) -> Assessed | Timeline:
         if isinstance(index, slice):  # rows made as they are read, like this one's
             return Timeline(
-                self._copies[index],
+                self._ledger,
+                self._rows[index],
                 self._codes[index],
                 self._pairs,
                 late=self._late,
                 repeated=self.repeated,
                 complete=self.complete,
             )
-        c = self._copies[index]
+        c = self._store.copy(self._rows[index])
         state, reason = self._pairs[self._codes[index]]
         return _new_tuple(Assessed, (_event_of(c), state, reason, c.path, c.line))
 
+    def _copy(self, position: int) -> _Copy:
+        """The ledger's copy shown at ``position`` (made anew in a slim ledger)."""
+        return self._store.copy(self._rows[position])
+
     def __iter__(self) -> Iterator[Assessed]:
-        return _rows(self._copies, self._codes, self._pairs)
+        return _rows(self._store, self._rows, self._codes, self._pairs)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence):
@@ -194,37 +214,37 @@ class Timeline(Sequence[Assessed]):
     def __repr__(self) -> str:
         return f"Timeline({list(self)!r})"
 
+    def _positions(self, event_id: str) -> list[int]:
+        """Where the copies of ``event_id`` are shown, oldest first: found by row number
+        (the ledger's ``rows_of``), no rows made and no ids compared."""
+        if self._ledger is None:
+            return []
+        rows = self._rows
+        out = [at for row in self._ledger.rows_of(event_id) if (at := _shown_at(rows, row)) >= 0]
+        return sorted(out)
+
     def position_of(self, event_id: str) -> int | None:
-        """Where ``event_id`` is shown, or None: looked for from the newest row back (what
-        is looked for — a read marker, a search hit, a relation's target — is mostly
-        recent), no rows made. An id in ``repeated`` is shown once per signing key: this
-        is its newest row, and a caller that must not pick one of them checks first."""
-        copies = self._copies
-        for i in range(len(copies) - 1, -1, -1):
-            if copies[i].event_id == event_id:
-                return i
-        return None
+        """Where ``event_id`` is shown, or None (no rows made). An id in ``repeated`` is
+        shown once per signing key: this is its newest row, and a caller that must not
+        pick one of them checks first."""
+        at = self._positions(event_id)
+        return at[-1] if at else None
 
     def position_of_hash(self, event_hash: str) -> int | None:
         """Where the event whose hash is ``event_hash`` is shown (its newest row), or
         None: looked for from the newest row back, no rows made."""
-        copies = self._copies
-        for i in range(len(copies) - 1, -1, -1):
-            if copies[i].hash == event_hash:
+        rows, hash_of = self._rows, self._store.hash
+        for i in range(len(rows) - 1, -1, -1):
+            if hash_of(rows[i]) == event_hash:
                 return i
         return None
 
     def position_of_copy(self, event_id: str, path: str, line: int) -> int | None:
         """Where the copy of ``event_id`` read at (``path``, ``line``) is shown, or None:
         for a caller that knows which row it means (a search hit is one copy)."""
-        at = self.position_of(event_id)
-        if at is None or event_id not in self.repeated:
-            c = self._copies[at] if at is not None else None
-            return at if c is not None and (c.path, c.line) == (path, line) else None
-        copies = self._copies
-        for i in range(at, -1, -1):  # a walk back only under attack (an id signed twice)
-            c = copies[i]
-            if c.event_id == event_id and (c.path, c.line) == (path, line):
+        rows, place = self._rows, self._store.place
+        for i in reversed(self._positions(event_id)):
+            if place(rows[i]) == (path, line):
                 return i
         return None
 
@@ -232,16 +252,18 @@ class Timeline(Sequence[Assessed]):
         """Each row's sender id in order, with the row itself only for a member event: a
         pass for what reads only senders and member events (display names), without
         making every row (about 0.8 µs a row, 80 ms at 100,000 on the GUI thread)."""
-        pairs = self._pairs
-        for c, code in zip(self._copies, self._codes, strict=True):
-            if c.type == MEMBER:
+        pairs, store = self._pairs, self._store
+        sender_of, type_of = store.sender_id, store.type
+        for row, code in zip(self._rows, self._codes, strict=True):
+            if type_of(row) == MEMBER:
+                c = store.copy(row)
                 state, reason = pairs[code]
                 yield (
                     c.sender_id,
                     _new_tuple(Assessed, (_event_of(c), state, reason, c.path, c.line)),
                 )
             else:
-                yield c.sender_id, None
+                yield sender_of(row), None
 
     def member_rows(
         self,
@@ -250,13 +272,30 @@ class Timeline(Sequence[Assessed]):
         sender id, sender key, timestamp, verdict and its reason, and the row itself only
         for a member event: the fold of a whole audit without making every row (a
         ``RoomState`` of 100,000 rows took 265 ms on the engine's state thread)."""
-        pairs = self._pairs
-        for c, code in zip(self._copies, self._codes, strict=True):
+        pairs, store = self._pairs, self._store
+        for row, code in zip(self._rows, self._codes, strict=True):
             state, reason = pairs[code]
-            row = None
-            if c.type == MEMBER:
-                row = _new_tuple(Assessed, (_event_of(c), state, reason, c.path, c.line))
-            yield c.event_id, c.sender_id, c.sender_key, c.timestamp_ms, state, reason, row
+            if store.type(row) == MEMBER:
+                c = store.copy(row)
+                yield (
+                    c.event_id,
+                    c.sender_id,
+                    c.sender_key,
+                    c.timestamp_ms,
+                    state,
+                    reason,
+                    _new_tuple(Assessed, (_event_of(c), state, reason, c.path, c.line)),
+                )
+            else:
+                yield (
+                    store.event_id(row),
+                    store.sender_id(row),
+                    store.sender_key(row),
+                    store.timestamp(row),
+                    state,
+                    reason,
+                    None,
+                )
 
     def state_counts(self) -> Iterator[tuple[TrustState, int]]:
         """How many rows have each state (a state may come more than once)."""
@@ -269,7 +308,13 @@ class Timeline(Sequence[Assessed]):
     def whole(self) -> bool:
         """Whether the rows carry whole events (their ledger kept bodies, and with them
         each signature's text rather than its digest: ``RoomLedger.keeps_bodies``)."""
-        return not self._copies or isinstance(self._copies[0].sig, str)
+        return not self._rows or self._store.keeps_bodies
+
+    def _place_of(self) -> Callable[[int], int]:
+        late, stamp = self._late, self._store.timestamp
+        if not late:
+            return stamp
+        return lambda row: late.get(row, stamp(row))
 
     def placed_by(self, latest_ms: int) -> int:
         """How many rows, from the oldest, are placed no later than ``latest_ms``. A row
@@ -279,17 +324,13 @@ class Timeline(Sequence[Assessed]):
         rows placed past ``latest_ms`` are the newest ones, found by a binary search (no
         walk over what a hostile writer dated in the future, however much). The places
         are this audit's, whatever a later audit of the same ledger does."""
-        late = self._late
-        if not late:
-            return bisect_right(self._copies, latest_ms, key=_own_date)
-        return bisect_right(self._copies, latest_ms, key=lambda c: late.get(c, c.timestamp_ms))
+        return bisect_right(self._rows, latest_ms, key=self._place_of())
 
     def place_at(self, position: int) -> int:
         """Where the row at ``position`` is placed (``placed_by``): its own date, or its
         chain predecessor's place when that is later (a row dated 1970 after one of today
         is placed today)."""
-        c = self._copies[position]
-        return self._late.get(c, c.timestamp_ms)
+        return self._place_of()(self._rows[position])
 
     def positions_of(self, copies: Iterable[_Copy]) -> list[int]:
         """Where each of ``copies`` (the ledger's own, as ``RoomLedger.add_prepared``
@@ -299,13 +340,11 @@ class Timeline(Sequence[Assessed]):
         the copies wanted there: no walk over the room, and no walk of a block per copy
         (a member who wrote thousands of rows with one date, or a chain dated 1970 after
         today's row, made 2,000 look-ups in a room of 100,000 rows take seconds)."""
-        late, rows = self._late, self._copies
-        place: Callable[[_Copy], int] = (
-            (lambda c: late.get(c, c.timestamp_ms)) if late else _own_date
-        )
-        by_place: defaultdict[int, set[_Copy]] = defaultdict(set)
+        rows = self._rows
+        place = self._place_of()
+        by_place: defaultdict[int, set[int]] = defaultdict(set)
         for c in copies:
-            by_place[place(c)].add(c)
+            by_place[place(c.row)].add(c.row)
         out: list[int] = []
         for when, wanted in by_place.items():
             lo = bisect_left(rows, when, key=place)
@@ -317,41 +356,45 @@ class Timeline(Sequence[Assessed]):
         """The ``RoomLedger.signature_id`` of the rows at ``positions`` (a slim ledger's
         rows carry no signature text): those only, not a list of the whole room's to
         read a few (the rows that arrived, in a room of a million)."""
-        copies = self._copies
-        return [copies[i].sig for i in positions]
+        rows, sig = self._rows, self._store.sig
+        return [sig(rows[i]) for i in positions]
 
     def hash_states(self) -> Iterator[tuple[str, TrustState]]:
         """Each row's event hash and verdict, without making the rows (a rebuild from
         the index compares them all with the saved verdicts: a row made per event took
         about a second at 1,000,000)."""
-        pairs = self._pairs
-        for c, code in zip(self._copies, self._codes, strict=True):
-            yield c.hash, pairs[code][0]
+        pairs, hash_of = self._pairs, self._store.hash
+        for row, code in zip(self._rows, self._codes, strict=True):
+            yield hash_of(row), pairs[code][0]
 
     def sender_ids(self) -> list[str]:
         """The senders of the rows, each once, in the order of their first row, without
         making the rows."""
-        return list(dict.fromkeys(c.sender_id for c in self._copies))
+        return list(dict.fromkeys(map(self._store.sender_id, self._rows)))
 
     def copy_keys(self) -> Iterator[tuple[str, str, int]]:
         """Each row's event id, path and line (which copy it is: an id signed by two
         devices is two rows), without making the rows."""
-        return ((c.event_id, c.path, c.line) for c in self._copies)
+        store = self._store
+        return ((store.event_id(row), *store.place(row)) for row in self._rows)
 
     def signed_count(self) -> int:
         """How many rows carry a sender key (were signed), without making the rows
         (a million rows made one by one took over a second on the GUI thread)."""
-        return sum(1 for c in self._copies if c.sender_key)
+        key_of = self._store.sender_key
+        return sum(1 for row in self._rows if key_of(row))
 
     def related_rows(self, start: int = 0) -> Iterator[Row]:
         """The rows the relation rules read (``relations.Source``): relation events and
         replies from position ``start`` on, without making the other rows."""
-        pairs, codes = self._pairs, self._codes
+        pairs, codes, store = self._pairs, self._codes, self._store
         # a slice, not islice: skipping ``start`` rows one by one cost a walk of the whole
         # room on every append (``relations.extended`` reads an append's rows only)
-        copies = self._copies if start <= 0 else self._copies[start:]
-        for i, c in enumerate(copies, max(0, start)):
-            if c.parent_event_id is not None or c.type in HIDDEN_TYPES:
+        rows = self._rows if start <= 0 else self._rows[start:]
+        related = store.related
+        for i, row in enumerate(rows, max(0, start)):
+            if related(row):
+                c = store.copy(row)
                 state, reason = pairs[codes[i]]
                 trial = on_trial(state, reason)
                 yield Row(i, _event_of(c), state.value, c.path, c.line, trial)
@@ -359,57 +402,83 @@ class Timeline(Sequence[Assessed]):
     def rows_by_id(self, wanted: Collection[str], start: int = 0) -> dict[str, Row]:
         """The rows at ``start`` or later whose event ids are in ``wanted``
         (``relations.Source``): looked for from the newest back, so a target near the
-        end (a reaction to a recent message) costs a short walk, not the whole room."""
+        end (a reaction to a recent message) costs a short walk, not the whole room; the
+        copies of each id are known by row number (``RoomLedger.rows_of``): no ids read."""
         out: dict[str, Row] = {}
-        if not wanted:
+        if not wanted or self._ledger is None:
             return out
-        left = set(wanted)
-        pairs, copies = self._pairs, self._copies
-        for i in range(len(copies) - 1, max(0, start) - 1, -1):
-            c = copies[i]
-            if c.event_id in left:
-                left.discard(c.event_id)
-                state, reason = pairs[self._codes[i]]
-                trial = on_trial(state, reason)
-                out[c.event_id] = Row(i, _event_of(c), state.value, c.path, c.line, trial)
-                if not left:
+        rows_of = self._ledger.rows_of
+        ids = {row: event_id for event_id in set(wanted) for row in rows_of(event_id)}
+        left = len(set(ids.values()))
+        rows = self._rows
+        for i in range(len(rows) - 1, max(0, start) - 1, -1):
+            event_id = ids.get(rows[i])
+            if event_id is not None and event_id not in out:
+                out[event_id] = self.row(i)
+                if len(out) == left:
                     break
         return out
 
     def row(self, position: int) -> Row:
         """The row at ``position`` as the relation rules read it (``relations.Source``)."""
-        c = self._copies[position]
+        c = self._store.copy(self._rows[position])
         state, reason = self._pairs[self._codes[position]]
         return Row(position, _event_of(c), state.value, c.path, c.line, on_trial(state, reason))
 
-    def extended(
-        self, copies: list[_Copy], codes: array[int], late: Mapping[_Copy, int]
-    ) -> Timeline:
+    def extended(self, rows: array[int], codes: array[int], late: Mapping[int, int]) -> Timeline:
         """This timeline with rows added at its end (of the same ledger and audit;
-        ``late``: this audit's places, those of ``copies`` added)."""
-        return self.inserted(len(self._copies), copies, codes, late)
+        ``late``: this audit's places, those of ``rows`` added)."""
+        return self.inserted(len(self._rows), rows, codes, late)
 
     def inserted(
-        self, at: int, copies: list[_Copy], codes: array[int], late: Mapping[_Copy, int]
+        self, at: int, rows: array[int], codes: array[int], late: Mapping[int, int]
     ) -> Timeline:
         """This timeline with rows placed at position ``at`` (``RoomLedger.try_place``),
         the rows from ``at`` on moved after them; at its end, ``extended``."""
         tally = self._tally
         if tally is not None:
             tally = tally + Counter(codes)
-        old, old_codes = self._copies, self._codes
+        old, old_codes = self._rows, self._codes
         if at >= len(old):  # an append: no slice copies of a long room's lists
-            rows, row_codes = old + copies, old_codes + codes
+            new_rows, row_codes = old + rows, old_codes + codes
         else:
-            rows, row_codes = old[:at] + copies + old[at:], old_codes[:at] + codes + old_codes[at:]
-        return Timeline(rows, row_codes, self._pairs, tally, late, self.repeated, self.complete)
+            new_rows = old[:at] + rows + old[at:]
+            row_codes = old_codes[:at] + codes + old_codes[at:]
+        return Timeline(
+            self._ledger,
+            new_rows,
+            row_codes,
+            self._pairs,
+            tally,
+            late,
+            self.repeated,
+            self.complete,
+        )
+
+
+def _shown_at(rows: array[int], row: int) -> int:
+    """Where ``row`` is in ``rows`` (a row is shown at most once), or -1: looked for
+    in blocks from the newest back, each four times the last (what is looked for is
+    mostly recent: a read marker, a search hit), by the array's own search."""
+    hi, step = len(rows), 4096
+    while hi > 0:
+        lo = max(0, hi - step)
+        try:
+            return lo + rows[lo:hi].index(row)
+        except ValueError:
+            hi, step = lo, 4 * step
+    return -1
 
 
 def _rows(
-    copies: list[_Copy], codes: array[int], pairs: list[tuple[TrustState, str]]
+    store: _Kept | _Columns,
+    rows: array[int],
+    codes: array[int],
+    pairs: list[tuple[TrustState, str]],
 ) -> Iterator[Assessed]:
-    event = _event_of
-    for c, code in zip(copies, codes, strict=True):
+    event, copy = _event_of, store.copy
+    for row, code in zip(rows, codes, strict=True):
+        c = copy(row)
         state, reason = pairs[code]
         yield _new_tuple(Assessed, (event(c), state, reason, c.path, c.line))
 
@@ -512,6 +581,7 @@ class _Copy:
         "problems",
         "raw",
         "room_id",
+        "row",
         "sender_id",
         "sender_key",
         "sig",
@@ -555,6 +625,7 @@ class _Copy:
         self.depth = 0
         self.eff: tuple[int, str] = _NO_ORDER
         self.problems: list[str] | None = None
+        self.row = -1  # its number in the ledger's store (``_Kept``, ``_Columns``)
 
     canonical = b""  # never kept: a class attribute, for ``_event_of``
 
@@ -613,7 +684,7 @@ class _Tips:
     trust: _Trust
     horizon: int  # rows dated after it are held (``HOLD_AHEAD_MS``)
     held_from: int  # the earliest date among the held rows (``_NOTHING_HELD``: none)
-    late: dict[_Copy, int]  # this audit's rows placed later than their dates (``Timeline``)
+    late: dict[int, int]  # this audit's rows placed later than their dates (``Timeline``)
     # Hashes witnessed and not in the room (``truncated-chain`` findings): one arriving
     # ends its finding, which only a full audit drops.
     unseen: frozenset[str] = frozenset()
@@ -662,20 +733,19 @@ _FILE_CONTENT = {t: MappingProxyType({"msgtype": t}) for t in ATTACHMENT_MSGTYPE
 
 
 class _Slimmer:
-    """Makes the ledger's copy of an event: without its canonical bytes (the hash stands
-    for them once the signature was checked: 45 MB lighter per 100,000 events) and, for
-    a ledger that does not keep bodies, with only what the audit reads — ids, sender,
-    key, chain links, timestamp, signature, a member event's content and a witness — and
-    the few strings every event repeats (room, sender, key, type) shared, not copied.
-
-    A message's body and its other fields are then not in memory at all: the app reads
-    them from its index page by page (``SyncEngine.timeline_page``). At 100,000 events
-    this is about 200 MB less."""
+    """What a ledger shares between its copies: one string object for equal verdict
+    texts, one int object per line number, and what tells one signature from another
+    (``signature_id``). A whole ledger's copies (``_Kept``) keep the event as read but
+    its canonical bytes (the hash stands for them once the signature was checked: 45 MB
+    lighter per 100,000 events); a slim ledger (``_Columns``) keeps only what the audit
+    reads — ids, sender, key, chain links, timestamp, signature digest, a member event's
+    content, a relation's target and a witness. A message's body and its other fields are
+    then not in memory at all: the app reads them from its index page by page
+    (``SyncEngine.timeline_page``)."""
 
     def __init__(self, keep_bodies: bool) -> None:
         self.keep_bodies = keep_bodies
         self._shared: dict[str | None, str | None] = {None: None}
-        self._hashes: dict[str, str] = {}  # this segment's hashes: chain links share them
         # One int object per line number: past 256 each would be its own 32 bytes.
         self._numbers: dict[int, int] = {}
 
@@ -689,9 +759,6 @@ class _Slimmer:
         """One int object for equal line numbers (32 bytes an event in long segments)."""
         return self._numbers.setdefault(line, line)
 
-    def segment_done(self) -> None:
-        self._hashes.clear()
-
     def signature_id(self, signature: str) -> str | int:
         """What tells one signature from another: the text itself in a ledger that keeps
         bodies; in a slim one a 128-bit BLAKE2b digest of it (44 bytes instead of the
@@ -703,36 +770,6 @@ class _Slimmer:
             return signature
         digest = blake2b(signature.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         return int.from_bytes(digest, "big")
-
-    def __call__(self, ev: Event) -> Event:
-        if self.keep_bodies:
-            return ev  # its canonical bytes are not kept by the copy (``_Copy``)
-        share = self._shared.setdefault
-        prev = ev.prev_event_hash
-        if prev is not None:
-            prev = self._hashes.get(prev, prev)
-        self._hashes[ev.hash] = ev.hash
-        raw = ev.raw
-        return _new_tuple(
-            Event,
-            (
-                MappingProxyType({WITNESS_FIELD: raw[WITNESS_FIELD]})
-                if WITNESS_FIELD in raw
-                else _NOTHING,
-                b"",
-                ev.hash,
-                ev.event_id,
-                share(ev.room_id, ev.room_id),
-                ev.timestamp_ms,
-                share(ev.sender_id, ev.sender_id),
-                share(ev.type, ev.type),
-                ev.parent_event_id,
-                prev,
-                "",  # not kept: its digest tells it apart (``signature_id``)
-                share(ev.sender_key, ev.sender_key),
-                _kept_content(ev),
-            ),
-        )
 
 
 def is_slim_copy(ev: Event) -> bool:
@@ -799,6 +836,442 @@ def _parents_first(copies: list[_Copy]) -> list[_Copy]:
     return out
 
 
+class _Kept:
+    """A whole ledger's store: its copies themselves, by row number (``RoomLedger``
+    with ``keep_bodies=True``: they carry bodies, and what they cost is theirs)."""
+
+    keeps_bodies = True
+
+    def __init__(self, slim: _Slimmer) -> None:
+        self._slim = slim
+        self._copies: list[_Copy] = []
+        # ``copy(row)``: the list's own look-up (a full audit asks for every row)
+        self.copy: Callable[[int], _Copy] = self._copies.__getitem__
+        self._slots: dict[str, int] = {}
+        self.heads: array[int] = array("I")  # per event id (its slot): its copy's row
+
+    def __len__(self) -> int:
+        return len(self._copies)
+
+    def add(
+        self, path: str, line: int, ok: bool | None, why: str, ev: Event, sig: str | int
+    ) -> _Copy:
+        slim = self._slim
+        copy = _Copy(path, slim.number(line), ok, slim.share(why), ev, sig)
+        copy.row = len(self._copies)
+        self._copies.append(copy)
+        return copy
+
+    def find(self, event_id: str) -> int:
+        return self._slots.get(event_id, -1)
+
+    def new_slot(self, event_id: str, row: int) -> None:
+        self._slots[event_id] = len(self.heads)
+        self.heads.append(row)
+
+    def event_id(self, row: int) -> str:
+        return self._copies[row].event_id
+
+    def hash(self, row: int) -> str:
+        return self._copies[row].hash
+
+    def sig(self, row: int) -> str | int:
+        return self._copies[row].sig
+
+    def place(self, row: int) -> tuple[str, int]:
+        c = self._copies[row]
+        return c.path, c.line
+
+    def timestamp(self, row: int) -> int:
+        return self._copies[row].timestamp_ms
+
+    def sender_id(self, row: int) -> str:
+        return self._copies[row].sender_id
+
+    def sender_key(self, row: int) -> str | None:
+        return self._copies[row].sender_key
+
+    def type(self, row: int) -> str:
+        return self._copies[row].type
+
+    def related(self, row: int) -> bool:
+        c = self._copies[row]
+        return c.parent_event_id is not None or c.type in HIDDEN_TYPES
+
+
+# ``_Columns`` flags, one byte a row
+_ID_WHOLE = 1  # the event id does not start with the room's id: kept whole
+_PREV_NONE = 2  # no chain predecessor
+_PREV_APART = 4  # a predecessor that is not the key's row before: its hash kept apart
+_HASH_TEXT = 8  # a hash that is not base64 of 32 bytes (never made by the parser)
+_PARENT = 16  # a reply: its parent's id is kept apart (``_parents``)
+_ODD = 32  # a timestamp, room id or line number outside the columns: kept apart
+_ID_TIME = 64  # the id's time is the event's timestamp (``ids.iso_utc_ms``): not kept
+_ID_UUID = 128  # the id's unique part is a lower-case UUID text: kept as its 16 bytes
+_OK_CODES: dict[bool | None, int] = {False: 0, True: 1, None: 2}
+_OKS = (False, True, None)
+_WIDER = {"B": "H", "H": "I", "I": "Q"}
+# the number columns of ``_Columns._numbered``
+_SENDER, _KEY, _TYPE, _PATH, _WHY, _LINE = range(6)
+_b2a = binascii.b2a_base64
+_a2b = binascii.a2b_base64
+
+
+def _packed_hash(text: str) -> bytes | None:
+    """The 32 bytes whose base64 is exactly ``text``, or None (not such a text)."""
+    if len(text) != 44 or not text.isascii():
+        return None
+    try:
+        raw = _a2b(text, strict_mode=True)
+    except binascii.Error:
+        return None
+    if len(raw) != 32 or _b2a(raw, newline=False).decode("ascii") != text:
+        return None
+    return raw
+
+
+def _uuid_text(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# A UUID's text as ``_uuid_text`` writes it (lower case): kept as its 16 bytes.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z").match
+
+
+def _time_text(ms: int) -> str | None:
+    try:
+        return iso_utc_ms(ms)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _appended(column: array[int], value: int) -> array[int]:
+    """``column`` with ``value`` appended: itself, or a wider copy when it is too
+    narrow (numbers start at one byte: most rooms have few senders, keys and types)."""
+    while True:
+        try:
+            column.append(value)
+            return column
+        except OverflowError:
+            column = array(_WIDER[column.typecode], column)
+
+
+class _Columns:
+    """A slim ledger's store (``RoomLedger`` with ``keep_bodies=False``, the app's): what
+    the audit reads of each copy, as fixed-size records in columns instead of objects.
+
+    A copy of 20 slots with its event id, hash, timestamp and signature digest as objects
+    cost about 515 bytes; here an event is about 110: its hash and signature digest as
+    raw bytes, its chain link as the number of its predecessor's row (the key's row read
+    before it, almost always), its timestamp as a machine integer, its sender, key, type,
+    segment, line and signature verdict as numbers (most into one table of shared
+    strings), its id without what can be made again — the room's id, a time that is the
+    event's timestamp, a UUID text as its 16 bytes — in one byte string. What few events
+    have — a reply's parent, the content the rules read, a witness, a predecessor that is
+    not the row before — is kept apart, by row.
+
+    ``copy`` makes the ``_Copy`` of a row when it is asked, equal each time (an audit asks
+    for every row; a page, a finding or an append for a few); none is kept. Rows are only
+    added: a result holds row numbers (``Timeline``), and a copy found later at an
+    earlier place is a new row (``RoomLedger._moved``). Event ids are looked up in an open
+    addressing table of slot numbers (``find``): 4 to 8 bytes an id, not a dict entry and
+    a string. Another thread may read rows while rows are added: a column replaced by a
+    wider one, or the table by a larger one, is replaced whole."""
+
+    keeps_bodies = False
+
+    def __init__(self, room_id: str) -> None:
+        self.room_id = room_id
+        self._prefix = room_id + "::"
+        self._ids = bytearray()
+        self._id_ends: array[int] = array("I")
+        self._hashes = bytearray()
+        self._prevs: array[int] = array("I")  # predecessor's row + 1 (0: none or apart)
+        self._sigs = bytearray()
+        self._stamps: array[int] = array("q")
+        self._numbered: list[array[int]] = [array("B") for _ in range(6)]
+        self._oks = bytearray()
+        self._flags = bytearray()
+        self._strings: list[Any] = [None]
+        self._numbers: dict[Any, int] = {None: 0}
+        # per key's number: its row read last and that row's hash
+        self._last: dict[int, tuple[int, str]] = {}
+        self._raws: dict[int, Mapping[str, Any]] = {}
+        self._contents: dict[int, Mapping[str, Any]] = {}
+        self._parents: dict[int, str] = {}
+        self._apart: dict[int, str] = {}  # predecessors' hashes not in ``_prevs``
+        self._texts: dict[int, str] = {}  # hashes that are not base64 of 32 bytes
+        self._odd: dict[int, tuple[int, str, int]] = {}  # row -> timestamp, room, line
+        self.heads: array[int] = array("I")
+        self._id_hashes: array[int] = array("I")  # per slot: its id's hash, 32 bits
+        # (table, mask), replaced as one when the table grows: another thread may be
+        # looking an id up (``Timeline.position_of``)
+        self._index: tuple[array[int], int] = (array("I", bytes(4 * 16)), 15)
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    def _string(self, text: Any) -> int:
+        number = self._numbers.get(text)
+        if number is None:
+            number = self._numbers[text] = len(self._strings)
+            self._strings.append(text)
+        return number
+
+    def _number(self, which: int, value: int) -> None:
+        numbered = self._numbered
+        numbered[which] = _appended(numbered[which], value)
+
+    def add(
+        self, path: str, line: int, ok: bool | None, why: str, ev: Event, sig: str | int
+    ) -> _Copy:
+        """Keep a copy of ``ev`` read at (``path``, ``line``) as row ``len(self)``;
+        returns it as ``copy`` will make it (of ``ev``'s own values: equal)."""
+        row = len(self._flags)
+        flags = 0
+        event_id = ev.event_id
+        if event_id.startswith(self._prefix):
+            event_id = event_id[len(self._prefix) :]
+        else:
+            flags |= _ID_WHOLE
+        ts = ev.timestamp_ms
+        when = _time_text(ts)
+        if (
+            when is not None
+            and event_id.startswith(when)
+            and event_id[len(when) :].startswith("::")
+        ):
+            flags |= _ID_TIME
+            event_id = event_id[len(when) + 2 :]
+        if _UUID(event_id):
+            flags |= _ID_UUID
+            self._ids += bytes.fromhex(event_id.replace("-", ""))
+        else:
+            self._ids += event_id.encode("utf-8", "surrogatepass")
+        try:
+            self._id_ends.append(len(self._ids))
+        except OverflowError:
+            self._id_ends = array("Q", self._id_ends)
+            self._id_ends.append(len(self._ids))
+        packed = _packed_hash(ev.hash)
+        if packed is None:
+            flags |= _HASH_TEXT
+            self._texts[row] = ev.hash
+            packed = bytes(32)
+        self._hashes += packed
+        numbers = self._numbers
+        key = numbers.get(ev.sender_key)
+        if key is None:
+            key = self._string(ev.sender_key)
+        prev = ev.prev_event_hash
+        last = self._last.get(key)
+        self._last[key] = (row, ev.hash)
+        if prev is None:
+            flags |= _PREV_NONE
+            self._prevs.append(0)
+        elif last is not None and last[1] == prev:
+            self._prevs.append(last[0] + 1)
+        else:
+            flags |= _PREV_APART
+            self._apart[row] = prev
+            self._prevs.append(0)
+        assert isinstance(sig, int)  # a slim ledger's signature id: a 128-bit digest
+        self._sigs += sig.to_bytes(16, "big")
+        room_id, number = ev.room_id, line
+        if 0 <= ts < 2**63 and 0 <= line < 2**32 and room_id == self.room_id:
+            self._stamps.append(ts)
+        else:
+            flags |= _ODD
+            self._odd[row] = (ts, room_id, line)
+            self._stamps.append(0)
+            number = 0
+        sender = numbers.get(ev.sender_id)
+        if sender is None:
+            sender = self._string(ev.sender_id)
+        kind = numbers.get(ev.type)
+        if kind is None:
+            kind = self._string(ev.type)
+        at = numbers.get(path)
+        if at is None:
+            at = self._string(path)
+        because = numbers.get(why)
+        if because is None:
+            because = self._string(why)
+        numbered = self._numbered
+        for which, value in (
+            (_SENDER, sender),
+            (_KEY, key),
+            (_TYPE, kind),
+            (_PATH, at),
+            (_WHY, because),
+            (_LINE, number),
+        ):
+            try:
+                numbered[which].append(value)
+            except OverflowError:
+                numbered[which] = _appended(numbered[which], value)
+        self._oks.append(_OK_CODES[ok])
+        parent = ev.parent_event_id
+        if parent is not None:
+            flags |= _PARENT
+            self._parents[row] = parent
+        raw = ev.raw
+        witness: Mapping[str, Any] = _NOTHING
+        if WITNESS_FIELD in raw:
+            witness = self._raws[row] = MappingProxyType({WITNESS_FIELD: raw[WITNESS_FIELD]})
+        content = _kept_content(ev)
+        if content is not _NOTHING:
+            self._contents[row] = content
+        self._flags.append(flags)
+        strings = self._strings
+        c: _Copy = _new_copy(_Copy)
+        c.raw, c.hash, c.event_id, c.room_id = witness, ev.hash, ev.event_id, room_id
+        c.timestamp_ms, c.sender_id, c.type = ts, strings[sender], strings[kind]
+        c.parent_event_id, c.prev_event_hash, c.signature = parent, prev, ""
+        c.sender_key, c.content, c.path, c.line = strings[key], content, strings[at], line
+        c.sig_ok, c.sig_why, c.sig = ok, strings[because], sig
+        c.depth, c.eff, c.problems, c.row = 0, _NO_ORDER, None, row
+        return c
+
+    def _id_at(self, row: int) -> bytes:
+        ends = self._id_ends
+        return bytes(self._ids[ends[row - 1] if row else 0 : ends[row]])
+
+    def event_id(self, row: int) -> str:
+        flags = self._flags[row]
+        kept = self._id_at(row)
+        text = _uuid_text(kept) if flags & _ID_UUID else kept.decode("utf-8", "surrogatepass")
+        if flags & _ID_TIME:
+            text = f"{iso_utc_ms(self.timestamp(row))}::{text}"
+        return text if flags & _ID_WHOLE else self._prefix + text
+
+    def hash(self, row: int) -> str:
+        if self._flags[row] & _HASH_TEXT:
+            return self._texts[row]
+        at = 32 * row
+        return _b2a(self._hashes[at : at + 32], newline=False).decode("ascii")
+
+    def sig(self, row: int) -> int:
+        at = 16 * row
+        return int.from_bytes(self._sigs[at : at + 16], "big")
+
+    def place(self, row: int) -> tuple[str, int]:
+        odd = self._flags[row] & _ODD
+        line = self._odd[row][2] if odd else self._numbered[_LINE][row]
+        return self._strings[self._numbered[_PATH][row]], line
+
+    def timestamp(self, row: int) -> int:
+        return self._odd[row][0] if self._flags[row] & _ODD else self._stamps[row]
+
+    def sender_id(self, row: int) -> str:
+        return self._strings[self._numbered[_SENDER][row]]  # type: ignore[no-any-return]
+
+    def sender_key(self, row: int) -> str | None:
+        return self._strings[self._numbered[_KEY][row]]  # type: ignore[no-any-return]
+
+    def type(self, row: int) -> str:
+        return self._strings[self._numbered[_TYPE][row]]  # type: ignore[no-any-return]
+
+    def related(self, row: int) -> bool:
+        return bool(self._flags[row] & _PARENT) or self.type(row) in HIDDEN_TYPES
+
+    def copy(self, row: int) -> _Copy:
+        """The ``_Copy`` of ``row``, as ``_Kept`` would keep the slim event's."""
+        flags = self._flags[row]
+        strings, numbered = self._strings, self._numbered
+        c: _Copy = _new_copy(_Copy)
+        c.raw = self._raws.get(row, _NOTHING) if self._raws else _NOTHING
+        if flags & _ODD:
+            ts, c.room_id, c.line = self._odd[row]
+            c.timestamp_ms = ts
+        else:
+            c.timestamp_ms = ts = self._stamps[row]
+            c.room_id, c.line = self.room_id, numbered[_LINE][row]
+        ends = self._id_ends
+        kept = bytes(self._ids[ends[row - 1] if row else 0 : ends[row]])
+        if flags & _ID_UUID:
+            h = kept.hex()
+            text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        else:
+            text = kept.decode("utf-8", "surrogatepass")
+        if flags & _ID_TIME:
+            text = f"{iso_utc_ms(ts)}::{text}"
+        c.event_id = text if flags & _ID_WHOLE else self._prefix + text
+        hashes = self._hashes
+        if flags & _HASH_TEXT:
+            c.hash = self._texts[row]
+        else:
+            at = 32 * row
+            c.hash = _b2a(hashes[at : at + 32], newline=False).decode("ascii")
+        c.sender_id = strings[numbered[_SENDER][row]]
+        c.type = strings[numbered[_TYPE][row]]
+        c.parent_event_id = self._parents[row] if flags & _PARENT else None
+        if flags & (_PREV_NONE | _PREV_APART):
+            c.prev_event_hash = None if flags & _PREV_NONE else self._apart[row]
+        else:
+            before = self._prevs[row] - 1
+            if self._flags[before] & _HASH_TEXT:
+                c.prev_event_hash = self._texts[before]
+            else:
+                at = 32 * before
+                c.prev_event_hash = _b2a(hashes[at : at + 32], newline=False).decode("ascii")
+        c.signature = ""
+        c.sender_key = strings[numbered[_KEY][row]]
+        c.content = self._contents.get(row, _NOTHING) if self._contents else _NOTHING
+        c.path = strings[numbered[_PATH][row]]
+        c.sig_ok = _OKS[self._oks[row]]
+        c.sig_why = strings[numbered[_WHY][row]]
+        at = 16 * row
+        c.sig = int.from_bytes(self._sigs[at : at + 16], "big")
+        c.depth = 0
+        c.eff = _NO_ORDER
+        c.problems = None
+        c.row = row
+        return c
+
+    # -- event ids: an open addressing table of slot numbers + 1 (0: empty) -------------
+
+    def find(self, event_id: str) -> int:
+        """The slot of ``event_id`` (``new_slot``), or -1."""
+        h = hash(event_id) & 0xFFFFFFFF
+        (table, mask), heads, hashes = self._index, self.heads, self._id_hashes
+        i = h & mask
+        while True:
+            slot = table[i] - 1
+            if slot < 0:
+                return -1
+            if hashes[slot] == h and self.event_id(heads[slot]) == event_id:
+                return slot
+            i = (i + 1) & mask
+
+    def new_slot(self, event_id: str, row: int) -> None:
+        """Give ``event_id`` (not found) the next slot, whose copy is at ``row``."""
+        h = hash(event_id) & 0xFFFFFFFF
+        self._id_hashes.append(h)
+        self.heads.append(row)
+        table, mask = self._index
+        if 2 * len(self.heads) <= len(table):
+            _put(table, mask, h, len(self.heads))
+            return
+        size = 2 * len(table)
+        table, mask = array("I", bytes(4 * size)), size - 1
+        for slot, at in enumerate(self._id_hashes):
+            _put(table, mask, at, slot + 1)
+        self._index = (table, mask)
+
+
+def _put(table: array[int], mask: int, h: int, number: int) -> None:
+    i = h & mask
+    while table[i]:
+        i = (i + 1) & mask
+    table[i] = number
+
+
+_new_copy = object.__new__
+_EMPTY = _Kept(_Slimmer(True))  # the store of a timeline without rows
+
+
 class RoomLedger:
     """Everything read so far about one room, ready to be audited."""
 
@@ -816,12 +1289,17 @@ class RoomLedger:
         self.room_id = room_id
         self.checker = checker or SignatureChecker()
         self._slim = _Slimmer(keep_bodies)
-        # Per event id its copy, or a list of its distinct copies (a replay): most ids
-        # have one, and a one-item list per event was 10 MB per 100,000 events.
-        self._copies: dict[str, _Copy | list[_Copy]] = {}
+        # Every copy kept, by row number; per event id (its slot, in the order ids were
+        # first read) the row of its copy (``heads``) or, for distinct copies of one id
+        # (a replay), their rows (``_multi``).
+        self._store: _Kept | _Columns = _Kept(self._slim) if keep_bodies else _Columns(room_id)
+        self._multi: dict[int, list[int]] = {}
         # Only for event ids with distinct copies: where in its list of copies the
         # copy of each (hash, signature) is.
         self._distinct: dict[str, dict[tuple[str, str | int], int]] = {}
+        # Per slot, rows that an identical copy at an earlier place replaced
+        # (``_moved``): an older result may still show them.
+        self._replaced: dict[int, list[int]] = {}
         self._seen_paths: set[str] = set()
         self._refused: set[str] = set()  # of those, objects over the size limit: not read
         self._findings: list[Finding] = []
@@ -841,7 +1319,7 @@ class RoomLedger:
 
     @property
     def event_count(self) -> int:
-        return len(self._copies)
+        return len(self._store.heads)
 
     def has_segment(self, path: str) -> bool:
         return path in self._seen_paths
@@ -895,67 +1373,79 @@ class RoomLedger:
             self._refused.add(decoded.path)
         added: list[_Copy] = []
         slim = self._slim
+        store = self._store
         for located, (ok, why) in zip(decoded.events, prepared.verdicts, strict=True):
             ev = located.event
-            got = self._copies.get(ev.event_id)
+            slot = store.find(ev.event_id)
             sig = slim.signature_id(ev.signature)
-            if got is None:
-                copy = _Copy(
-                    located.path, slim.number(located.line), ok, slim.share(why), slim(ev), sig
-                )
-                self._copies[ev.event_id] = copy
+            if slot < 0:
+                copy = store.add(located.path, located.line, ok, why, ev, sig)
+                store.new_slot(ev.event_id, copy.row)
                 added.append(copy)
                 continue
             # An identical copy is de-duplicated to the first in (path, line) order, not
             # the first read (section 6 step 1): a cold read goes newest names first, in
             # any order of workers, a rebuild from the index in path order, and a copy
             # planted elsewhere must not move a row (or a replay finding) on a restart.
-            if not isinstance(got, list) and got.hash == ev.hash and got.sig == sig:
-                if (located.path, located.line) < (got.path, got.line):
-                    self._copies[ev.event_id] = self._moved(got, located, ok, why, ev, sig)
-                continue
-            copies = got if isinstance(got, list) else [got]
+            rows = self._multi.get(slot)
+            if rows is None:
+                got = store.heads[slot]
+                if store.hash(got) == ev.hash and store.sig(got) == sig:
+                    if (located.path, located.line) < store.place(got):
+                        store.heads[slot] = self._moved(slot, got, located, ok, why, ev, sig)
+                    continue
+                rows = [got]
             # Distinct copies of one id are looked up in a mapping: unsigned copies cost
             # nothing to write, and comparing each with all before it was quadratic
             # (20,000 copies: 10 s).
             seen = self._distinct.get(ev.event_id)
             if seen is None:
-                first = copies[0]  # the only one so far
-                seen = self._distinct[ev.event_id] = {(first.hash, first.sig): 0}
+                first = rows[0]  # the only one so far
+                seen = self._distinct[ev.event_id] = {(store.hash(first), store.sig(first)): 0}
             at = seen.get((ev.hash, sig))
             if at is None:
-                seen[(ev.hash, sig)] = len(copies)
-                copy = _Copy(
-                    located.path, slim.number(located.line), ok, slim.share(why), slim(ev), sig
-                )
-                copies.append(copy)
-                self._copies[ev.event_id] = copies
+                seen[(ev.hash, sig)] = len(rows)
+                copy = store.add(located.path, located.line, ok, why, ev, sig)
+                rows.append(copy.row)
+                self._multi[slot] = rows
                 added.append(copy)
                 self._replayed = True
-            elif (located.path, located.line) < (copies[at].path, copies[at].line):
-                copies[at] = self._moved(copies[at], located, ok, why, ev, sig)
-        slim.segment_done()
+            elif (located.path, located.line) < store.place(rows[at]):
+                rows[at] = self._moved(slot, rows[at], located, ok, why, ev, sig)
         return added
 
     def _moved(
         self,
-        kept: _Copy,
+        slot: int,
+        kept: int,
         located: Located,
         ok: bool | None,
         why: str,
         ev: Event,
         sig: str | int,
-    ) -> _Copy:
-        """The copy to keep instead of ``kept``: the identical one read at ``located``,
-        which comes first in (path, line) order. A new object: the last audit's results
-        hold ``kept`` (never changed once handed out), and what it derived from ``kept``
-        (its row, its place, a chain tip, a replay finding) names ``kept``'s place; only
-        a full audit says it anew, so no append is made on top of that audit."""
-        slim = self._slim
+    ) -> int:
+        """The row to keep instead of row ``kept``: the identical copy read at
+        ``located``, which comes first in (path, line) order. A new row: the last audit's
+        results hold ``kept`` (never changed once handed out), and what it derived from
+        ``kept`` (its row, its place, a chain tip, a replay finding) names ``kept``'s
+        place; only a full audit says it anew, so no append is made on top of that
+        audit."""
         self._replayed = True  # ``try_place``: None, a full audit
-        copy = _Copy(located.path, slim.number(located.line), ok, slim.share(why), slim(ev), sig)
-        assert copy.hash == kept.hash and copy.sig == kept.sig
-        return copy
+        store = self._store
+        copy = store.add(located.path, located.line, ok, why, ev, sig)
+        assert copy.hash == store.hash(kept) and copy.sig == store.sig(kept)
+        self._replaced.setdefault(slot, []).append(kept)
+        return copy.row
+
+    def rows_of(self, event_id: str) -> list[int]:
+        """The rows of every copy of ``event_id`` kept (``Timeline.position_of``)."""
+        store = self._store
+        slot = store.find(event_id)
+        if slot < 0:
+            return []
+        rows = self._multi.get(slot)
+        out = list(rows) if rows is not None else [store.heads[slot]]
+        return out + self._replaced.get(slot, [])
 
     @property
     def keeps_bodies(self) -> bool:
@@ -1038,16 +1528,22 @@ class RoomLedger:
         by_key: dict[str, list[_Copy]] = defaultdict(list)
         repeated: set[str] = set()
 
-        for event_id, copies in self._copies.items():
+        store = self._store
+        copy_of = store.copy
+        multi = self._multi
+        for slot, row in enumerate(store.heads):
             choice: _Copy | None = None
-            if not isinstance(copies, list):
-                if copies.sig_ok is False:
-                    self._invalid(copies, invalid, findings)
+            several = multi.get(slot) if multi else None
+            if several is None:
+                c = copy_of(row)
+                if c.sig_ok is False:
+                    self._invalid(c, invalid, findings)
                 else:
-                    choice = copies
+                    choice = c
             else:
                 # sorted anew, not in place: ``_distinct`` holds positions in the list
-                copies = sorted(copies, key=lambda c: (c.path, c.line))
+                copies = sorted(map(copy_of, several), key=lambda c: (c.path, c.line))
+                event_id = copies[0].event_id
                 for c in copies:
                     if c.sig_ok is False:
                         self._invalid(c, invalid, findings)
@@ -1137,11 +1633,12 @@ class RoomLedger:
         # noted for this audit's timeline (``Timeline.placed_by``): the next audit moves
         # the copies, not this audit's places.
         ends = {id(t) for t in tips.values() if t is not None}
-        late: dict[_Copy, int] = {}
+        late: dict[int, int] = {}
+        keeps = store.keeps_bodies  # (a slim ledger's copies are dropped after the audit)
         for c in chained:
             if c.eff[0] != c.timestamp_ms:
-                late[c] = c.eff[0]
-            elif id(c) not in ends:
+                late[c.row] = c.eff[0]
+            elif keeps and id(c) not in ends:
                 c.eff, c.depth = _NO_ORDER, 0
         authorized: dict[str, set[str]] = {s: set(keys) for s, keys in (pinned or {}).items()}
         trust = _decide_trust(chained, bound, set(authorized), complete)
@@ -1149,11 +1646,12 @@ class RoomLedger:
         trust.settled = not partial
         trust.unsigned.update(c.sender_id for c in unsigned)
         reported: set[tuple[str, str]] = set()
-        copies, codes = self._assess(
+        shown, codes = self._assess(
             rows, authorized, reported, findings, complete, trust, self._verdicts
         )
         timeline = Timeline(
-            copies,
+            self,
+            shown,
             codes,
             self._verdicts.pairs,
             late=late,
@@ -1354,7 +1852,7 @@ class RoomLedger:
         trust.signers |= newcomers
         trust.unsigned |= unsigned_from
         findings: list[Finding] = []
-        copies, codes = self._assess(
+        shown, codes = self._assess(
             staged,
             state.authorized,
             state.reported,
@@ -1364,10 +1862,12 @@ class RoomLedger:
             self._verdicts,
         )
         late = state.late  # shared by this audit's results: each looks up its own rows
-        for c in copies:
+        pairs = self._verdicts.pairs
+        new: list[Assessed] = []
+        for (_, c, _), code in zip(staged, codes, strict=True):
             if c.eff is not _NO_ORDER and c.eff[0] != c.timestamp_ms:
-                late[c] = c.eff[0]
-        new = list(_rows(copies, codes, self._verdicts.pairs))
+                late[c.row] = c.eff[0]
+            new.append(_new_tuple(Assessed, (_event_of(c), *pairs[code], c.path, c.line)))
         refused: list[Assessed] = []
         for c in invalid:
             self._invalid(c, refused, findings)
@@ -1376,12 +1876,12 @@ class RoomLedger:
         # copying the lists of references costs a few milliseconds at a million events.
         keys = [row for row, _, _ in staged]
         if moved:
-            placed = timeline.inserted(at, copies, codes, late)
+            placed = timeline.inserted(at, shown, codes, late)
             number = next(_audit_numbers)  # the rows from ``at`` on moved
             keep = len(tail) - moved
             state.tail = (tail[:keep] + keys + tail[keep:])[-_TAIL_KEPT:]
         else:
-            placed = timeline.extended(copies, codes, late)
+            placed = timeline.extended(shown, codes, late)
             number = result.audit_number
             state.tail = (tail + keys)[-_TAIL_KEPT:]
             if keys:
@@ -1420,7 +1920,7 @@ class RoomLedger:
         moved = len(tail) - j
         if moved > INSERT_TAIL:
             return 0
-        jumped = timeline._copies[len(timeline) - moved :]
+        jumped = [timeline._copy(i) for i in range(len(timeline) - moved, len(timeline))]
         senders = {c.sender_id for c in jumped}
         if not all(_plain(c) for c in jumped):
             return 0
@@ -1577,13 +2077,13 @@ class RoomLedger:
         complete: bool,
         trust: _Trust,
         verdicts: _Verdicts,
-    ) -> tuple[list[_Copy], array[int]]:
+    ) -> tuple[array[int], array[int]]:
         """Key pinning in display order (sections 7 and 8). While older history is still
         loading, a key that nobody introduced yet may be introduced further back: it is
         taken provisionally (and pinned by the caller only after a complete audit).
 
-        Returns the rows of a ``Timeline``: each shown copy and its verdict's code."""
-        copies: list[_Copy] = []
+        Returns the rows of a ``Timeline``: each shown copy's row and its verdict's code."""
+        copies: array[int] = array("I")
         codes: array[int] = array("I")
         code = verdicts.code
         changed = TrustState.KEY_CHANGED
@@ -1599,7 +2099,7 @@ class RoomLedger:
             sender = ev.sender_id
             if not signed:
                 if sender in authorized or sender in trust.signers:
-                    copies.append(c)
+                    copies.append(c.row)
                     codes.append(impersonation)
                     if (sender, "") not in reported:
                         reported.add((sender, ""))
@@ -1614,7 +2114,7 @@ class RoomLedger:
                             )
                         )
                 else:
-                    copies.append(c)
+                    copies.append(c.row)
                     codes.append(code(TrustState.UNVERIFIED, c.sig_why))
                 continue
             key = ev.sender_key or ""
@@ -1622,7 +2122,7 @@ class RoomLedger:
             if keys is None:
                 claimants = trust.conflicts.get(sender)
                 if claimants is not None:
-                    copies.append(c)
+                    copies.append(c.row)
                     codes.append(code(changed, _conflict_reason(claimants)))
                     if (sender, "*") not in reported:
                         reported.add((sender, "*"))
@@ -1642,7 +2142,7 @@ class RoomLedger:
                         )
                     continue
                 if not trust.settled:
-                    copies.append(c)
+                    copies.append(c.row)
                     codes.append(unsettled)
                     continue
                 # Trust on first use of the one key nobody introduced (while loading,
@@ -1655,11 +2155,11 @@ class RoomLedger:
             if key not in keys and not complete:
                 keys.add(key)
                 taken.add((sender, key))
-                copies.append(c)
+                copies.append(c.row)
                 codes.append(provisional)
                 continue
             if key not in keys:
-                copies.append(c)
+                copies.append(c.row)
                 codes.append(
                     code(
                         changed,
@@ -1681,10 +2181,10 @@ class RoomLedger:
                     )
             elif c.problems:
                 reason = "signature good, but " + " and ".join(c.problems)
-                copies.append(c)
+                copies.append(c.row)
                 codes.append(code(TrustState.UNVERIFIED, reason))
             else:
-                copies.append(c)
+                copies.append(c.row)
                 trial = (sender, key) in taken
                 codes.append(provisional if trial else good)
                 if _is_join(ev):

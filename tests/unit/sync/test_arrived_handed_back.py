@@ -164,7 +164,7 @@ def test_the_rows_that_arrived_are_checked_without_listing_the_whole_rooms_signa
             newest = timeline[len(timeline) - 1]
 
             def tell_one() -> int:
-                room.arrivals = [timeline._copies[-1]]  # as if it had just arrived
+                room.arrivals = [timeline._copy(len(timeline) - 1)]  # as if it had just arrived
                 lines, _ = _lines_run(lambda: engine._keeper._note_arrived(room))
                 return lines
 
