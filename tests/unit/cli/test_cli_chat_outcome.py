@@ -226,6 +226,29 @@ def test_a_piped_chat_refuses_an_undecodable_line_on_stderr_and_exits_2(
     assert "first" in history and "third" in history and "bad" not in history
 
 
+class TypedInput(io.StringIO):
+    """Standard input as a terminal's: lines typed (``input()`` reads them)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.timeout(60)
+def test_a_line_typed_with_undecodable_bytes_is_said_where_typed_and_the_chat_exits_2(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At a terminal the refusal is said in the chat as it happens, and again on stderr
+    as it ends, with exit 2: the chat's screen is gone by then."""
+    monkeypatch.setattr("sys.stdin", TypedInput("first\n\udcff bad\n/quit\n"))
+    r = run_main(capsys, ["-s", "unused", "chat", "--room-id", ROOM, "--user-id", ALICE])
+    assert r.code == 2, r
+    assert "Not sent: line 2 holds bytes that are not valid UTF-8 text." in r.out, r
+    assert r.err == (
+        "bucket-chat: 1 line(s) were not sent: they held bytes that are not valid UTF-8 text\n"
+    ), r
+    assert "first" in cli("history", "--room-id", ROOM).out
+
+
 def test_lines_typed_after_the_output_closed_are_counted_up_to_a_quit() -> None:
     """At a terminal the chat leaves when its output closes; what was typed after the
     leave was queued is counted as not sent (said, with exit 2), up to a ``/quit``."""
