@@ -171,6 +171,9 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                 loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\n"))
 
         threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
+        # lines not sent for what they hold, and whether input failed: said on stderr, and
+        # the chat ends with 2 (as ``send -`` does for such input), not 0
+        line_no, refused, unreadable = 0, 0, False
         while True:
             text = await lines.get()
             if isinstance(text, Exception):
@@ -179,15 +182,20 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                     " leaving the chat",
                     file=sys.stderr,
                 )
+                unreadable = True
                 break
             if text is None or text.strip() in ("/quit", "/exit"):
                 break
+            line_no += 1
             if not text.strip():
                 continue
             if has_lone_surrogate(text):  # undecodable input bytes (surrogateescape)
-                _note(
-                    output, screen, "Not sent: the line holds bytes that are not valid UTF-8 text."
-                )
+                refused += 1
+                said = f"line {line_no} holds bytes that are not valid UTF-8 text"
+                if interactive:  # said where it was typed, and on stderr as it ends
+                    _note(output, screen, f"Not sent: {said}.")
+                else:
+                    fmt.out(f"bucket-chat: not sent: {said}", file=sys.stderr)
                 continue
             await client.send(ref, [(MESSAGE, {"body": text, "msgtype": "m.text"})])
         screen.typing = False  # leaving: no line is typed any more
@@ -228,6 +236,14 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
             "sent; send them again",
             file=sys.stderr,
         )
+        return EXIT_ERROR
+    if refused and interactive:
+        fmt.out(
+            f"bucket-chat: {refused} line(s) were not sent: they held bytes that are not "
+            "valid UTF-8 text",
+            file=sys.stderr,
+        )
+    if refused or unreadable:
         return EXIT_ERROR
     return EXIT_QUEUED if waiting else EXIT_OK
 

@@ -1,11 +1,13 @@
 """``bucket-chat``: a scriptable client for Bucket Chat rooms.
 
 Exit status: 0 success (for ``verify``: the room is clean), 1 the room has findings (for
-``test-storage`` and ``storage test``: the storage works with weaker guarantees, its
-service does not refuse overwrites or its notification queue does not answer), 2 a
+``test-storage`` and ``storage test``: the storage works with weaker guarantees: only the
+separate overwrite probe got through, or its notification queue does not answer), 2 a
 usage, key or storage problem (one line on stderr; for ``test-storage`` and ``storage
-test``: a step of the check failed, named in its FAIL line), 3 a message (sent, or typed
-into ``chat``) is safely queued in the outbox but could not be delivered yet, 4
+test``: a step of the check failed, named in its FAIL line, as a write that got through
+over the test object does; for ``chat``: a line piped or typed in was not sent for the
+bytes it holds, or its input could not be read, said on stderr), 3 a message (sent, or
+typed into ``chat``) is safely queued in the outbox but could not be delivered yet, 4
 (``sync``) the storage did not answer in time: what is shown is this device's copy, and
 the outbox keeps what it could not deliver. Output whose reader has gone (``| head``) ends a command
 quietly, with 0 (``chat`` typed into at a terminal: as on ``/quit``; a line typed after

@@ -20,10 +20,11 @@ from . import format as fmt
 from .outcome import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 
 CHECK_EXIT_STATUS = (
-    "Exit status: 0 every step held; 1 the storage works with weaker guarantees (its "
-    "service does not refuse overwrites, or the bucket's notification queue does not "
-    "answer); 2 a step failed (its FAIL line says which and why): the storage cannot be "
-    "used as it is."
+    "Exit status: 0 every step held; 1 the storage works with weaker guarantees: only the "
+    "separate overwrite probe (the last write step) got through, or the bucket's "
+    "notification queue does not answer (the app polls instead); 2 a step failed (its "
+    "FAIL line says which and why), among them a write that got through over the test "
+    "object: the storage cannot be used as it is."
 )
 
 
@@ -109,9 +110,10 @@ async def storage_selftest(storage: Storage, room_id: str | None = None) -> int:
 
 def check_status(result: CheckResult) -> int:
     """The exit status of a storage self-check: ``EXIT_OK`` when every step held,
-    ``EXIT_FINDINGS`` when the storage works with weaker guarantees (the service does not
-    refuse overwrites, or the bucket's notification queue does not answer),
-    ``EXIT_ERROR`` when a step failed (the storage cannot be used as it is)."""
+    ``EXIT_FINDINGS`` when the storage works with weaker guarantees (only the separate
+    overwrite probe, ``probe_create_only``, got through, or the bucket's notification
+    queue does not answer), ``EXIT_ERROR`` when a step failed (among them a write that
+    got through over the test object: the storage cannot be used as it is)."""
     if result.level == "ok":
         return EXIT_OK
     return EXIT_FINDINGS if result.level == "warning" else EXIT_ERROR

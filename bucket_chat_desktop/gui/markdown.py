@@ -199,9 +199,10 @@ def shown_part(text: str, *, plain: bool = True) -> Shown:
             if n == MAX_SHOWN_LINES:
                 cut = found.start()
                 break
-    if cut >= 0:  # at a line break: the lines after it
-        rest = text[cut:]
+    if cut >= 0:  # at a line break: the lines after it (a break that ends the text
+        rest = text[cut:]  # starts none)
         lines = rest.count("\n") if isinstance(breaks, str) else len(breaks.findall(rest))
+        lines -= LINE_BREAKS.fullmatch(rest[-1]) is not None
         return Shown(text[:cut], lines=lines)
     if stop < len(text):
         return Shown(text[:stop], chars=len(text) - stop)

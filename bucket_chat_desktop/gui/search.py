@@ -131,7 +131,8 @@ class SearchFeature(QObject):
             where = self.controller.doubted_key(key, hit.sender_id, hit.sender_key)
             warning = with_doubt(names.warning(hit.sender_id), hit.sender_id, where)
             # a message the app saw arrive long after its date, as its row says (rt83)
-            late = self.controller.late_arrival(key, hit.event_id, hit.path, hit.line)
+            # of the copy whose text matched: the message, or the edit it was found through
+            late = self.controller.late_arrival(key, hit.source_id, hit.path, hit.line)
             note = late.note if late is not None else None
             rows.append(ShownHit(hit, key, item.marked_name, shown, warning, note))
         problems = [

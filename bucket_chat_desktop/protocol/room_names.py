@@ -110,9 +110,7 @@ def name_lookalikes(
         reasons: list[str] = []
         names = by_name[look]
         mine = names.suspect(room)
-        others_suspect = names.suspects - (1 if mine else 0)
-        # a plain name imitated by another's look-alike letters: that one is marked
-        by_names = len(names) > 1 and (mine or not others_suspect)
+        by_names = marked_by_name(len(names), mine, names.suspects - (1 if mine else 0))
         if by_names:
             reasons += names.said("name", room)
         ids = by_id.get(look)
@@ -126,6 +124,13 @@ def name_lookalikes(
         if reasons:
             out[key] = " ".join(reasons)
     return out
+
+
+def marked_by_name(count: int, suspect: bool, others_suspect: int) -> bool:
+    """Whether a room whose name shares its look with ``count`` rooms' (itself among
+    them) is marked for it: a plain name imitated by another's look-alike letters is not
+    (that one is), otherwise all of them are."""
+    return count > 1 and (suspect or not others_suspect)
 
 
 class _Group:
@@ -171,7 +176,7 @@ class _Group:
         mine = 1 if self.holds(room) else 0
         here = [r for r in self.here[: MAX_NAMED + 1] if r.key != room.key]
         away = [r for r in self.away[: MAX_NAMED + 1] if r.key != room.key]
-        return _said(
+        return said_like(
             what,
             here,
             away,
@@ -180,7 +185,7 @@ class _Group:
         )
 
 
-def _said(
+def said_like(
     what: str,
     here: list[NamedRoom],
     away: list[NamedRoom],

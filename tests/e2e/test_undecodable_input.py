@@ -25,8 +25,11 @@ def test_chat_refuses_an_undecodable_line_and_keeps_sending(device, store: Path)
         capture_output=True,
         timeout=120,
     )
-    assert chat.returncode == 0, chat.stderr.decode("utf-8", "replace")
-    assert b"Not sent: the line holds bytes that are not valid UTF-8 text." in chat.stdout
+    # as ``send -``: refused on stderr, exit 2 (the other lines are sent)
+    assert chat.returncode == 2, chat.stderr.decode("utf-8", "replace")
+    assert (
+        chat.stderr == b"bucket-chat: not sent: line 1 holds bytes that are not valid UTF-8 text\n"
+    )
     out = alice.run("history", "--room-id", ROOM).stdout
     assert "after it" in out and "latin-1" not in out
     audit = alice.run("audit", "--room-id", ROOM, check=False)
@@ -56,9 +59,9 @@ def test_chat_fed_bytes_that_are_not_utf8_on_a_utf8_locale_refuses_the_line_and_
             + (exc.stderr or b"").decode("utf-8", "replace")[-1500:]
         ) from None
     err = chat.stderr.decode("utf-8", "replace")
-    assert chat.returncode == 0, err
+    assert chat.returncode == 2, err
     assert "Traceback" not in err, err
-    assert b"Not sent: the line holds bytes that are not valid UTF-8 text." in chat.stdout
+    assert err == "bucket-chat: not sent: line 1 holds bytes that are not valid UTF-8 text\n"
     out = alice.run("history", "--room-id", ROOM).stdout
     assert "after it" in out and "latin-1" not in out
 

@@ -25,6 +25,14 @@ from bucket_chat_desktop.settings import Settings, StorageSettings
 ALICE = "alice@example.com"
 
 
+def preview_line(item: Any) -> str:
+    """A room's preview as the room list shows it on one line: "<sender>: <text>", or
+    the notice alone (a ``RoomItem``'s ``preview_sender`` and ``preview_text``)."""
+    if item.preview_sender:
+        return f"{item.preview_sender}: {item.preview_text}"
+    return str(item.preview_text)
+
+
 def answer_when_shown(kind: type[QWidget], act: Callable[[Any], None]) -> None:
     """Act on the next ``kind`` modal dialog or popup as soon as it is shown: dialogs
     run their own nested event loop (``exec``), so the test answers from a timer."""

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 from conftest import launch, wait_for
-from desk import ALICE, Desk, RecordingTray, answer_when_shown, settings_for
+from desk import ALICE, Desk, RecordingTray, answer_when_shown, preview_line, settings_for
 from e2e.conftest import make_key
 from nacl.signing import SigningKey
 from PySide6.QtCore import QPoint, Qt
@@ -208,7 +208,9 @@ def test_enter_sends_with_a_local_echo_then_shows_the_verified_row(
     qtbot.waitUntil(lambda: not any(r.echo for r in desk.rows("falcon")))
     own = model.index(desk.rows("falcon").index(row))
     assert own.data(Roles.Own) is True and own.data(Roles.DisplayName) == "Alice"
-    assert desk.item("falcon").preview == "Alice: Lunch at noon? The usual place."  # one plain line
+    assert (
+        preview_line(desk.item("falcon")) == "Alice: Lunch at noon? The usual place."
+    )  # one plain line
     assert "verified" in window.room_subtitle.text()
 
     # the Send button sends what is typed, and nothing when it is blank
@@ -258,7 +260,7 @@ def test_messages_from_another_process_arrive_and_notify(
     general = desk.key("general")
     qtbot.waitUntil(lambda: desk.item("general").unread >= 1, timeout=15_000)
     assert desk.item("general").unread == 1  # Bob's join is not counted
-    assert desk.item("general").preview == "Bob: Is anyone around for lunch?"
+    assert preview_line(desk.item("general")) == "Bob: Is anyone around for lunch?"
     rooms = desk.controller.rooms
     assert rooms.index(rooms.row_of(general)).data(RoomRoles.Unread) == 1
     # by display name, the real id beside it

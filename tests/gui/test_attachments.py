@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import wait_for
+from desk import preview_line
 from nacl.signing import SigningKey
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, QSize, Qt, QUrl
@@ -1159,7 +1160,9 @@ def test_a_message_whose_info_is_not_an_object_is_painted_as_text(chat: Chat) ->
     assert chat.window.delegate.sizeHint(option, index).height() > 0
     chat.shot("attachments-bad-info.png")  # painted; pytest-qt fails on paint errors
     # the room list's preview of it (the app's audit keeps no bodies: the appended event does)
-    chat.qtbot.waitUntil(lambda: chat.controller.rooms.item(chat.key).preview.endswith(": 📎 x"))
+    chat.qtbot.waitUntil(
+        lambda: preview_line(chat.controller.rooms.item(chat.key)).endswith(": 📎 x")
+    )
 
 
 def test_the_room_preview_shows_the_safe_file_name() -> None:

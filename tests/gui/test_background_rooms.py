@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import run, shot  # tests/gui/conftest.py
+from desk import preview_line
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.gui import controller as controller_module
@@ -73,13 +74,13 @@ def test_a_long_rooms_audit_waits_to_be_shown_with_what_arrived_meanwhile(
     # the long room is read in the background: its audit reaches the controller (the
     # room list shows its preview) but its timeline model is left as it was
     qtbot.waitUntil(lambda: controller.result(long) is not None, timeout=15_000)
-    qtbot.waitUntil(lambda: controller.rooms.item(long).preview != "", timeout=15_000)
+    qtbot.waitUntil(lambda: preview_line(controller.rooms.item(long)) != "", timeout=15_000)
     assert controller.timeline(long).rowCount() == 0
     # a message arriving meanwhile is kept for later too
     bob = RoomWriter(LocalStorage(store), LONG, "bob@example.com", BOB)
     run(bob.send([Draft.text("arrived meanwhile")]), qtbot)
     qtbot.waitUntil(
-        lambda: "arrived meanwhile" in controller.rooms.item(long).preview, timeout=15_000
+        lambda: "arrived meanwhile" in preview_line(controller.rooms.item(long)), timeout=15_000
     )
     assert controller.timeline(long).rowCount() == 0
 

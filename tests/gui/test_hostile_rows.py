@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from desk import Desk, settings_for
+from desk import Desk, preview_line, settings_for
 from hostile import EVE, FAR, big_table, eve_writes, unsigned_line, write_raw
 from PySide6.QtWidgets import QListView, QWidget
 from test_app_flows import store  # noqa: F401 - fixtures
@@ -91,7 +91,7 @@ def test_a_message_dated_at_the_top_of_the_allowed_range_shows_a_label(
     assert paint_every_row(window.timeline, tmp_path, "far-future-timeline") == len(rows)
     # a far date in the room list still paints (a clock that is right)
     item = desk.item("falcon")
-    assert item.last_ts < FAR - 1 and item.preview == "Eve: clock fixed"
+    assert item.last_ts < FAR - 1 and preview_line(item) == "Eve: clock fixed"
     rooms = desk.controller.rooms
     rooms.update(desk.key("falcon"), last_ts=FAR)
     assert rooms.index(rooms.row_of(desk.key("falcon"))).data(RoomRoles.LastTs) == FAR

@@ -378,3 +378,15 @@ def test_a_parser_failure_gives_the_raw_line(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(markdown, "_parser", lambda: Broken())
     assert markdown.to_plain("**x**\n*y*") == "**x** *y*"
+
+
+@pytest.mark.parametrize("brk", ["\n", "\r", "\r\n", "\x0b", "\u2029"])
+def test_a_break_that_ends_a_cut_body_is_not_counted_as_a_line_left_out(brk: str) -> None:
+    """'a\\n' * 500: 100 lines are left out, and the note said 101 (the empty "line"
+    after the last break was counted), for plain and formatted bodies alike."""
+    body = f"a{brk}" * (MAX_SHOWN_LINES + 100)
+    assert markdown.shown_part(body).lines == 100
+    assert markdown.shown_part(body, plain=False).lines == 100
+    assert shown_text(body).endswith("\n[… 100 more lines not shown here]")
+    just = f"a{brk}" * MAX_SHOWN_LINES  # nothing after the last line shown
+    assert markdown.shown_part(just).lines == 0 and markdown.shown_part(just).note == ""

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import wait_for
+from desk import preview_line
 from nacl.signing import SigningKey
 from PySide6.QtWidgets import QLabel, QWidget
 
@@ -777,7 +778,7 @@ async def _mallory_names_again(root: Path, named: str) -> None:
 
 def _preview_of(controller: Any, key: str) -> str:
     item = controller.rooms.item(key)
-    return item.preview if item is not None else ""
+    return preview_line(item) if item is not None else ""
 
 
 def _flood_of_statements(store: Path, count: int) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import shot
-from desk import Desk, settings_for
+from desk import Desk, preview_line, settings_for
 from hostile import eve_writes
 from nacl.signing import SigningKey
 from PySide6.QtCore import QModelIndex, QRect
@@ -249,15 +249,15 @@ def test_a_message_does_not_pass_for_a_notice_in_the_room_list(
     desk.wait_loaded("falcon", "general")
     desk.wait_row("falcon", spoof)
     desk.select("general")
-    qtbot.waitUntil(lambda: desk.item("falcon").preview != "", timeout=15_000)
+    qtbot.waitUntil(lambda: preview_line(desk.item("falcon")) != "", timeout=15_000)
     item = desk.item("falcon")
     real = _preview(_carol_leaves("falcon", now))
     assert real == spoof  # the notice's wording
-    assert item.preview == f"Eve: {spoof}" != real and item.preview_sender == "Eve"
+    assert preview_line(item) == f"Eve: {spoof}" != real and item.preview_sender == "Eve"
     assert item.preview_text == spoof
     rooms = desk.controller.rooms
     index = rooms.index(rooms.row_of(desk.key("falcon")))
-    assert index.data(RoomRoles.Preview) == f"Eve: {spoof}"
+    assert index.data(RoomRoles.PreviewText) == spoof
     assert index.data(RoomRoles.PreviewSender) == "Eve"
     room_list = desk.window.room_list
     room_list.resize(360, 300)
@@ -349,7 +349,8 @@ def _preview_drawn(qtbot: Any, sender_id: str) -> tuple[str, list[tuple[str, boo
         RoomDelegate(view).paint(painter, option, index)
     finally:
         painter.end()
-    return str(index.data(RoomRoles.Preview)), painter.drawn
+    sender, text = index.data(RoomRoles.PreviewSender), index.data(RoomRoles.PreviewText)
+    return (f"{sender}: {text}" if sender else str(text)), painter.drawn
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from desk import preview_line
 from nacl.signing import SigningKey
 from PySide6.QtCore import Qt
 from test_app_flows import (  # noqa: F401 (fixtures)
@@ -74,7 +75,7 @@ def test_an_impostors_message_is_marked_in_the_notification_and_the_preview(
     assert title != genuine
 
     item = desk.item("general")
-    assert item.preview == f"Carol: {BAIT}"
+    assert preview_line(item) == f"Carol: {BAIT}"
     assert item.preview_warning == "The last message is not verified: Key changed"
     rooms = desk.window.room_list
     index = rooms.model().index(desk.controller.rooms.row_of(desk.key("general")), 0)
@@ -87,7 +88,7 @@ def test_an_impostors_message_is_marked_in_the_notification_and_the_preview(
     # Carol's own next message: the preview is hers, unmarked again
     plant(carol, Draft.text("That was not me."))
     qtbot.waitUntil(
-        lambda: desk.item("general").preview == "Carol: That was not me.", timeout=15_000
+        lambda: preview_line(desk.item("general")) == "Carol: That was not me.", timeout=15_000
     )
     assert desk.item("general").preview_warning == ""
     assert notifier.shown[-1][1] == genuine

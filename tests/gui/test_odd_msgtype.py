@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import wait_for
-from desk import Desk, settings_for
+from desk import Desk, preview_line, settings_for
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.gui import safe
@@ -43,6 +43,6 @@ def test_a_message_whose_msgtype_is_a_list_or_an_object_is_shown_as_text(
         index = model.index(desk.wait_index("general", body))
         assert index.data(Roles.Body) == body
         assert index.data() and body in str(index.data())  # what a screen reader reads
-    qtbot.waitUntil(lambda: "listed type" in (desk.item("general").preview or ""))
+    qtbot.waitUntil(lambda: "listed type" in (preview_line(desk.item("general")) or ""))
     desk.window.grab()  # painted: every row through its delegate
     assert safe.failures() == {}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import shot, wait_for
-from desk import ALICE, Desk
+from desk import ALICE, Desk, preview_line
 from nacl.signing import SigningKey
 from test_app_flows import S3, moto, s3  # noqa: F401 (fixtures)
 from test_hung_reads_gui import proxy, spec_of, stall  # noqa: F401 (fixtures)
@@ -69,7 +69,7 @@ def test_the_preview_settles_when_the_final_audit_brings_no_message(
     qtbot.waitUntil(lambda: bool(held.hits), timeout=30_000)
     assert not desk.loaded("general")
     item = desk.item("general")
-    assert item.preview == f"carol@example.com: {TODAY}"  # by her id: she gave no name
+    assert preview_line(item) == f"carol@example.com: {TODAY}"  # by her id: she gave no name
     assert item.preview_warning == "The last message is not verified: Not final yet"
 
     # The app is closed while older history loads (its audit, saved, holds the verdict
@@ -86,5 +86,5 @@ def test_the_preview_settles_when_the_final_audit_brings_no_message(
     assert {a.event.type for a in result.timeline[-NEWEST_ROWS:]} == {REACTION}
     assert again.wait_row("general", TODAY).trust == "verified"
     qtbot.waitUntil(lambda: again.item("general").preview_warning == "", timeout=15_000)
-    assert again.item("general").preview == f"carol@example.com: {TODAY}"  # no name given
+    assert preview_line(again.item("general")) == f"carol@example.com: {TODAY}"  # no name given
     shot(again.window, "preview-settled", tmp_path)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import shot  # tests/gui/conftest.py
+from desk import preview_line
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from test_app_flows import (  # noqa: F401 (fixtures used by name)
@@ -317,7 +318,7 @@ def test_two_users_reply_react_edit_and_delete_and_everyone_sees_the_same(
     # the app shows Bob's relations as they arrive; the room list's preview is the
     # newest shown message, deleted (it showed nothing after a relation event before)
     wait_for_summary(desk, expected)
-    qtbot.waitUntil(lambda: desk.item(ROOM).preview == DELETED_PREVIEW, timeout=WAIT)
+    qtbot.waitUntil(lambda: preview_line(desk.item(ROOM)) == DELETED_PREVIEW, timeout=WAIT)
     shows_the_relations(desk, lunch, yes, see, oops)
     kind = "s3" if "://" in spec else "local"
     shot(desk.window, f"relations_flow_{kind}", tmp_path)
@@ -353,7 +354,7 @@ def test_two_users_reply_react_edit_and_delete_and_everyone_sees_the_same(
     carol.wait_loaded(ROOM, timeout=WAIT)
     wait_for_summary(carol, expected)
     shows_the_relations(carol, lunch, yes, see, oops)
-    qtbot.waitUntil(lambda: carol.item(ROOM).preview == DELETED_PREVIEW, timeout=WAIT)
+    qtbot.waitUntil(lambda: preview_line(carol.item(ROOM)) == DELETED_PREVIEW, timeout=WAIT)
     assert not desk.window.isVisible() and not again.window.isVisible()
     shot(carol.window, f"relations_flow_fresh_{kind}", tmp_path)
 
@@ -408,7 +409,9 @@ def test_the_room_list_previews_shown_messages_and_counts_no_relation_events_as_
     carol = RoomWriter(LocalStorage(store), "general", "carol@example.com", CAROL)
 
     _, [*_, msg] = wait_for(qtbot, carol.send([Draft.text("Pizza or sushi?")]))
-    qtbot.waitUntil(lambda: desk.item("general").preview == "Carol: Pizza or sushi?", timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: preview_line(desk.item("general")) == "Carol: Pizza or sushi?", timeout=WAIT
+    )
     assert desk.item("general").unread == 1 and len(notifier.shown) == 1
 
     relate = [
@@ -423,8 +426,8 @@ def test_the_room_list_previews_shown_messages_and_counts_no_relation_events_as_
     ]
     wait_for(qtbot, carol.send(relate))
     qtbot.waitUntil(
-        lambda: desk.item("general").preview == "Carol: Pizza, sushi or tacos?", timeout=WAIT
+        lambda: preview_line(desk.item("general")) == "Carol: Pizza, sushi or tacos?", timeout=WAIT
     )
     wait_for(qtbot, carol.send([Draft(REDACTION, {"redacts": msg.event_id})]))
-    qtbot.waitUntil(lambda: desk.item("general").preview == DELETED_PREVIEW, timeout=WAIT)
+    qtbot.waitUntil(lambda: preview_line(desk.item("general")) == DELETED_PREVIEW, timeout=WAIT)
     assert desk.item("general").unread == 1 and len(notifier.shown) == 1

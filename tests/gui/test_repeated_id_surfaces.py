@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import shot, wait_for
-from desk import Desk, settings_for
+from desk import Desk, preview_line, settings_for
 from hostile import EVE, EVE_KEY
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -81,11 +81,11 @@ def test_the_preview_and_search_say_an_id_was_used_twice(
     taken = wait_for(qtbot, write())
     desk = launch(settings_for(store, [ROOM]))
     desk.wait_loaded(ROOM)
-    assert desk.item(ROOM).preview == "Message deleted"  # both relations applied
+    assert preview_line(desk.item(ROOM)) == "Message deleted"  # both relations applied
     assert desk.item(ROOM).preview_warning == ""
     eve_copies(store, taken)
     desk.wait_row(ROOM, SECRET)  # her deletion no longer applies …
-    qtbot.waitUntil(lambda: desk.item(ROOM).preview == f"Carol: {SECRET}", timeout=15_000)
+    qtbot.waitUntil(lambda: preview_line(desk.item(ROOM)) == f"Carol: {SECRET}", timeout=15_000)
     assert desk.item(ROOM).preview_warning == REPEATED_ID_NOTE  # … and the preview says so
     (feature,) = desk.window.findChildren(SearchFeature)
     panel = feature.panel

@@ -90,7 +90,7 @@ def test_the_join_dialog_lists_every_room_and_reads_names_only_in_view(
     # the rooms in view are read, not all of them: a page or two of requests
     # (200 rooms of one name: each marked as looking like the others)
     qtbot.waitUntil(lambda: cell(dialog, 0, 0) == "⚠ Cheap", timeout=5_000)
-    qtbot.wait(200)  # any further read the view asks for
+    qtbot.waitUntil(lambda: _settled(dialog), timeout=5_000)  # any further read asked for
     assert 0 < len(storage.read) <= 2 * READ_AT_ONCE
     assert len(set(storage.read)) == len(storage.read)  # none read twice
     assert cell(dialog, len(IDS) - 1, 0) == "…"  # the last room: not read yet
@@ -122,7 +122,7 @@ def test_the_join_dialog_lists_every_room_and_reads_names_only_in_view(
     before = len(storage.read)
     dialog.rooms_list.scrollToBottom()  # type: ignore[union-attr]
     qtbot.waitUntil(lambda: text(dialog, "room-0790") == "Team room-0790", timeout=5_000)
-    qtbot.wait(200)  # any further read the view asks for
+    qtbot.waitUntil(lambda: _settled(dialog), timeout=5_000)  # any further read asked for
     assert len(storage.read) - before <= 2 * READ_AT_ONCE  # only what came into view
     shot(dialog, "join-dialog-many-rooms-end", tmp_path)
     dialog.reject()
@@ -282,6 +282,12 @@ def _planted_dialog(
     return dialog, dialog.show, read
 
 
+def _settled(dialog: Any) -> bool:
+    """Whether the join dialog reads no names and is not about to: none being read, and
+    its read timer (started by a scroll or a batch read) not running."""
+    return not dialog._reading and not dialog._read_timer.isActive()
+
+
 def test_opening_the_join_dialog_on_planted_rooms_works_for_the_rows_shown(
     qtbot: Any, qloop: Any, tmp_path: Path
 ) -> None:
@@ -306,16 +312,15 @@ def test_a_batch_of_names_read_among_planted_rooms_costs_work_for_that_batch(
     dialog, show, read = _planted_dialog(qtbot, _planted_folder(tmp_path))
     show()
     qtbot.waitUntil(lambda: dialog.listing_state == "done", timeout=120_000)
-    qtbot.waitUntil(lambda: not dialog._reading, timeout=30_000)
-    qtbot.wait(300)  # any read the first view asks for
+    qtbot.waitUntil(lambda: _settled(dialog), timeout=30_000)  # the first view's reads
     batches = len(read)
     tree = dialog.rooms_list
     assert tree is not None
     with gui_calls() as calls:
         bar = tree.verticalScrollBar()
         bar.setValue(bar.maximum() // 2)  # the user scrolls to the middle once
-        qtbot.waitUntil(lambda: len(read) > batches and not dialog._reading, timeout=30_000)
-        qtbot.wait(300)  # the batch is shown (and any next one asked)
+        # the batch read and shown, and any next one asked for read too
+        qtbot.waitUntil(lambda: len(read) > batches and _settled(dialog), timeout=30_000)
     names = sum(len(b) for b in read[batches:])
     assert 0 < names <= 2 * READ_AT_ONCE
     total = sum(calls.values())

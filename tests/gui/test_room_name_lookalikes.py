@@ -140,7 +140,8 @@ def test_the_room_list_switcher_and_notifications_tell_apart_two_rooms_of_one_na
     rooms = desk.controller.rooms
     qtbot.waitUntil(
         lambda: (
-            rooms.rowCount() == 3 and all(rooms.index(r).data(RoomRoles.Preview) for r in range(3))
+            rooms.rowCount() == 3
+            and all(rooms.index(r).data(RoomRoles.PreviewText) for r in range(3))
         ),
         timeout=15_000,
     )

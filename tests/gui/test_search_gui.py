@@ -31,7 +31,9 @@ from bucket_chat_desktop.keys.identity import Identity
 from bucket_chat_desktop.protocol.relations import EDIT
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.client import SearchResults
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+from bucket_chat_desktop.timestamps import late_arrival, late_copy
 
 GENERAL, RANDOM = "general", "random"
 ALICE = SigningKey(b"\x01" * 32)
@@ -321,8 +323,6 @@ def test_a_storage_that_failed_on_an_older_page_is_still_said_on_the_later_ones(
     the others only, did not, and the list looked whole with that storage's older
     matches missing from it. For the rest of the search the panel keeps saying which
     storage could not be searched."""
-    from bucket_chat_desktop.sync.client import SearchResults
-
     panel, feature = app.feature.panel, app.feature
     QTest.keyClick(app.window, Qt.Key.Key_F, CTRL)
     type_and_wait(qtbot, app, "filler", search_feature.SEARCH_RESULTS)
@@ -341,3 +341,25 @@ def test_a_storage_that_failed_on_an_older_page_is_still_said_on_the_later_ones(
     qtbot.waitUntil(lambda: len(hits(app)) == 1, timeout=10_000)
     assert panel.status.text() == "1 message"
     assert "Could not search" not in panel.status.text()
+
+
+def test_a_hit_found_through_an_edit_asks_about_the_edit_s_own_copy(qtbot: Any, app: App) -> None:
+    """Whether a result says "arrived late" is looked up by the copy its text came from.
+    For a hit found through an edit's text that is the edit (its id, at its place in the
+    segments): the message's id was paired with the edit's place, a copy that never
+    exists, so the lookup could never match."""
+    QTest.keyClick(app.window, Qt.Key.Key_F, CTRL)
+    (found,) = type_and_wait(qtbot, app, "edited", 1)
+    hit = found.hit
+    assert hit.source_id != hit.event_id and found.late is None  # found through the edit
+    model = app.controller.timeline(app.general)
+    late = late_arrival(hit.timestamp_ms, hit.timestamp_ms + 30 * 86_400_000)
+    assert late is not None
+    # the message's id at the edit's place: no copy of anything, says nothing
+    model.note_late({late_copy(hit.event_id, hit.path, hit.line): late})
+    app.feature._show("edited", app.general, SearchResults((hit,), False), older=False)
+    assert hits(app)[0].late is None
+    # the edit's own copy noted late: its hit says so
+    model.note_late({late_copy(hit.source_id, hit.path, hit.line): late})
+    app.feature._show("edited", app.general, SearchResults((hit,), False), older=False)
+    assert hits(app)[0].late == late.note

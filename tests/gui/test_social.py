@@ -18,7 +18,7 @@ from typing import Any
 import join_rows
 import pytest
 from conftest import shot, wait_for
-from desk import ALICE, Desk, RecordingTray, answer_when_shown, settings_for
+from desk import ALICE, Desk, RecordingTray, answer_when_shown, preview_line, settings_for
 from nacl.signing import SigningKey
 from PySide6 import QtGui
 from PySide6.QtCore import QPoint, Qt, QTimer
@@ -441,7 +441,7 @@ def test_notification_level_mentions_lets_only_mentions_through_and_names_the_se
     assert controller.rooms.total_unread() == desk.item("falcon").unread  # General's not counted
     wait_for(qtbot, people.say(DAVE, "general", "@Alice last call"))
     qtbot.waitUntil(
-        lambda: desk.item("general").preview == "Dave: @Alice last call", timeout=15_000
+        lambda: preview_line(desk.item("general")) == "Dave: @Alice last call", timeout=15_000
     )
     qtbot.wait(100)
     assert len(tray.messages) == 2
@@ -478,7 +478,9 @@ def test_a_mention_of_a_member_named_like_the_user_with_a_word_more_is_not_their
 
     def say(text: str) -> None:  # by Dave, and wait until General has read it
         wait_for(qtbot, people.say(DAVE, "general", text))
-        qtbot.waitUntil(lambda: desk.item("general").preview == f"Dave: {text}", timeout=15_000)
+        qtbot.waitUntil(
+            lambda: preview_line(desk.item("general")) == f"Dave: {text}", timeout=15_000
+        )
 
     # "Only when I am mentioned": his mention notifies nobody, hers does
     controller.set_notify_level(general, "mentions")
@@ -546,7 +548,7 @@ def test_a_message_planted_in_2100_does_not_silence_the_room(
     qtbot.waitUntil(lambda: desk.item("general").unread == 1, timeout=15_000)
     qtbot.waitUntil(lambda: len(tray.messages) == 1, timeout=15_000)
     assert tray.messages[0] == ("Dave (dave@example.com) in General", "Standup moved to 10.")
-    assert desk.item("general").preview == "Dave: Standup moved to 10."
+    assert preview_line(desk.item("general")) == "Dave: Standup moved to 10."
     bodies = [r.body for r in desk.rows("general")]
     assert bodies[-1] == "Standup moved to 10." and "from the year 2100" not in bodies
     assert len(held()) == 2  # still held, said once
@@ -680,12 +682,13 @@ def test_the_room_list_preview_is_plain_text(
     desk.wait_loaded("falcon", "general")
     body = "**Build 142** is [up](https://ci.example.com)\x1b[2J\n```\nmake all\n```"
     wait_for(qtbot, people.say(DAVE, "general", body))
-    qtbot.waitUntil(lambda: "Build 142" in desk.item("general").preview, timeout=15_000)
+    qtbot.waitUntil(lambda: "Build 142" in preview_line(desk.item("general")), timeout=15_000)
     rooms = desk.controller.rooms
-    shown = rooms.index(rooms.row_of(desk.key("general"))).data(RoomRoles.Preview)
-    assert shown == "Dave: Build 142 is up[2J make all"
+    index = rooms.index(rooms.row_of(desk.key("general")))
+    shown = (index.data(RoomRoles.PreviewSender), index.data(RoomRoles.PreviewText))
+    assert shown == ("Dave", "Build 142 is up[2J make all")
     wait_for(qtbot, people.send(CAROL, "general", {"body": "![diagram](https://x/d.png)"}))
-    qtbot.waitUntil(lambda: desk.item("general").preview == "Carol: Image", timeout=15_000)
+    qtbot.waitUntil(lambda: preview_line(desk.item("general")) == "Carol: Image", timeout=15_000)
     shot(desk.window.room_list, "room-list-preview", tmp_path)
 
 

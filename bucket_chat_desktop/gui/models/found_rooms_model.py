@@ -9,10 +9,14 @@ done once per listed room on the GUI thread beyond building a few lists in C:
   view, where ``QTreeWidget`` held an item per room and ``QTreeView``/``QListView``
   walk every row of the model at each change: measured, 5 to 10 calls into Python a
   row);
-- names are read a batch at a time (``set_read``), and a batch judges again only the
-  rooms that share a look with a name it read (the room list's ``_judge``: a verdict
-  depends only on the rooms of its look, by name or id), against an index of every
-  listed id's look made once per listing (``name_looks``: one fold for all of them);
+- names are read a batch at a time (``set_read``), and a batch only puts its rooms in
+  the groups of their names' looks (kept in order, with how many names are suspect),
+  against an index of every listed id's look made once per listing (``name_looks``:
+  one fold for all of them). A room's verdict (``name_lookalikes``' rule: it depends
+  only on the rooms of its look, by name or id) is worked out when its row is shown,
+  from a fixed part of its groups, and kept until a name read changes the look's group:
+  20,000 rooms named alike cost a batch no more than two (red team: judging the whole
+  look again at each batch, whose warnings all count the group, took a minute);
 - the filter is a list of the rows that match, made once per change of the text (a
   longer text looks only through what the shorter one matched) and, for a batch read,
   grown or shrunk by the rows of that batch only.
@@ -29,7 +33,15 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from ... import timestamps
-from ...protocol.room_names import NamedRoom, name_look, name_lookalikes, name_looks
+from ...protocol.room_names import (
+    MAX_NAMED,
+    NamedRoom,
+    marked_by_name,
+    name_look,
+    name_looks,
+    said_like,
+    suspect_name,
+)
 from ...protocol.untrusted_text import display_name_safe, one_line
 from ...sync.room_objects import RoomSummary
 from ..safe import guard
@@ -84,16 +96,26 @@ class FoundRoomsModel(QAbstractTableModel):
         self._folded_names: list[str] = []  # by place: the name read, case folded
         self.summaries: dict[str, RoomSummary] = {}
         self.names: dict[str, str] = {}  # room id -> its name as read, cleaned once
-        self._warnings: dict[str, str] = {}  # room id -> why its name may pass for another
         self._in: set[str] = set()  # ids of the rooms the user is in on this storage
         # looks: every listed id's (a look -> its places), the read names' (a look -> the
-        # places of the rooms so named), and the rooms the user is in elsewhere
+        # places of the rooms so named, in order), and the rooms the user is in elsewhere
+        self._id_looks: list[str] = []  # by place: its id's look
         self._id_last: dict[str, int] = {}
         self._id_all: dict[str, list[int]] = {}  # looks of several ids: all, in order
         self._name_look: dict[int, str] = {}
-        self._by_name: dict[str, set[int]] = {}
+        self._by_name: dict[str, list[int]] = {}  # in order
+        self._suspect: set[int] = set()  # places whose names' own letters are suspect
+        self._suspects: dict[str, int] = {}  # a look -> its names' suspects, away ones too
+        self._both: dict[str, int] = {}  # a look -> its names' rooms whose ids look so too
+        self._away_both: dict[str, int] = {}  # the same of the rooms the user is in elsewhere
         self._away: list[NamedRoom] = []
-        self._away_by_look: dict[str, list[int]] = {}
+        self._away_by_name: dict[str, list[int]] = {}
+        self._away_by_id: dict[str, list[int]] = {}
+        # a look's verdicts (place -> why), worked out as rows are shown and kept until
+        # its group changes (its version, bumped by a name read)
+        self._version: dict[str, int] = {}
+        self._verdicts: dict[str, tuple[int, dict[int, str]]] = {}
+        self._unnamed: dict[str, tuple[int, list[NamedRoom], list[NamedRoom]]] = {}
 
     # -- feeding it ----------------------------------------------------------------------------
 
@@ -122,7 +144,7 @@ class FoundRoomsModel(QAbstractTableModel):
         self._shown = list(range(count))
         self._folded_names = [""] * count
         self._in = set(joined_here)
-        looks = name_looks(ids)
+        looks = self._id_looks = name_looks(ids)
         last = self._id_last = dict(zip(looks, range(count), strict=True))
         if len(last) < count:  # some ids look alike: each such look's ids, in order
             every = self._id_all
@@ -140,18 +162,24 @@ class FoundRoomsModel(QAbstractTableModel):
             kept.add(room.key)
             n = len(self._away)
             self._away.append(room)
-            mine = {name_look(room.room_id), name_look(room.name) if room.name else ""}
-            for look in mine - {""}:
-                self._away_by_look.setdefault(look, []).append(n)
+            by_id = name_look(room.room_id)
+            self._away_by_id.setdefault(by_id, []).append(n)
+            if room.name:
+                look = name_look(room.name)
+                self._away_by_name.setdefault(look, []).append(n)
+                self._suspects[look] = self._suspects.get(look, 0) + suspect_name(room.name)
+                self._away_both[look] = self._away_both.get(look, 0) + (look == by_id)
         self.endResetModel()
         self.set_read(read)
 
     def set_read(self, read: Iterable[RoomSummary]) -> None:
         """Names read (a batch as it came into view): these rooms' rows, and the rooms
-        their names look like, shown again. Work for the batch and the rooms of its
-        names' looks, never for the whole listing."""
-        changed: set[int] = set()
-        looks: set[str] = set()
+        their names look like, shown again. Work for the batch only, whatever the number
+        of rooms of its names' looks (red team: 20,000 rooms of one name re-judged at
+        each batch took a minute): a batch puts its rooms in their looks' groups and
+        bumps those looks' versions; a verdict is worked out when its row is shown."""
+        changed: list[int] = []
+        others = False  # whether rooms outside the batch may read differently
         for summary in read:
             place = self._at.get(summary.room_id)
             if place is None:
@@ -162,56 +190,123 @@ class FoundRoomsModel(QAbstractTableModel):
             self._folded_names[place] = name.casefold()
             old = self._name_look.pop(place, "")
             if old:
-                self._by_name[old].discard(place)
-                looks.add(old)
+                self._leave(old, place)
             if name:
                 look = self._name_look[place] = name_look(name)
-                self._by_name.setdefault(look, set()).add(place)
-                looks.add(look)
-            else:  # no name (or none any more): judged by nothing, as before
-                self._warnings.pop(summary.room_id, None)
-            changed.add(place)
-        changed |= self._judge(looks)
+                self._join(look, place, suspect_name(name))
+                others = others or self._crowded(look)
+            if old:
+                others = others or self._crowded(old)
+            changed.append(place)
         if changed:
             self._refilter(changed)
-            self._changed(changed)
+            if others:  # one range: the view asks again for the rows it shows
+                self._changed(range(len(self._ids)))
+            else:
+                self._changed(changed)
 
-    def _judge(self, looks: set[str]) -> set[int]:
-        """Judge again the read rooms whose names have one of ``looks``, against the
-        rooms that share it by name or id (what a verdict depends on, as the room list
-        does: ``RoomsModel._judge``), in the listing's order; the places whose verdict
-        changed."""
-        judged: set[int] = set()
-        compared: set[int] = set()
-        away: set[int] = set()
-        for look in looks:
-            names = self._by_name.get(look, set())
-            judged |= names
-            compared |= names
-            compared.update(self._id_all.get(look) or self._id_one(look))
-            away.update(self._away_by_look.get(look, ()))
-        if not judged:
-            return set()
-        prefix = f"{self.storage_id}/"
-        ids = self._ids
-        listed = [
-            NamedRoom(prefix + ids[p], ids[p], self.names.get(ids[p], "")) for p in sorted(compared)
-        ]
-        rooms = [*listed, *(self._away[n] for n in sorted(away))]
-        verdicts = name_lookalikes(rooms, judge=[prefix + ids[p] for p in judged])
-        changed = set()
-        for place in judged:
-            room_id = ids[place]
-            verdict = verdicts.get(prefix + room_id, "")
-            if self._warnings.get(room_id, "") != verdict:
-                changed.add(place)
-                if verdict:
-                    self._warnings[room_id] = verdict
-                else:
-                    self._warnings.pop(room_id, None)
-        return changed
+    def _join(self, look: str, place: int, suspect: bool) -> None:
+        group = self._by_name.setdefault(look, [])
+        group.insert(bisect_left(group, place), place)
+        if suspect:
+            self._suspect.add(place)
+            self._suspects[look] = self._suspects.get(look, 0) + 1
+        self._both[look] = self._both.get(look, 0) + (self._id_looks[place] == look)
+        self._version[look] = self._version.get(look, 0) + 1
 
-    def _id_one(self, look: str) -> list[int]:
+    def _leave(self, look: str, place: int) -> None:
+        group = self._by_name[look]
+        del group[bisect_left(group, place)]
+        if place in self._suspect:
+            self._suspect.discard(place)
+            self._suspects[look] -= 1
+        self._both[look] -= self._id_looks[place] == look
+        self._version[look] = self._version.get(look, 0) + 1
+
+    def _crowded(self, look: str) -> bool:
+        """Whether a look holds rooms other than one read name's (whose verdicts a
+        change of the group changes)."""
+        return (
+            len(self._by_name.get(look, ())) + len(self._away_by_name.get(look, ())) > 1
+            or bool(self._away_by_id.get(look))
+            or len(self._id_places(look)) > 1
+        )
+
+    def warning(self, room_id: str) -> str:
+        """Why the room's name may pass for another's, "" when it may not: worked out
+        for its look's group as it stands (``name_lookalikes``' rule), a fixed part of
+        the group read however large, and kept until the group changes."""
+        place = self._at.get(room_id)
+        look = None if place is None else self._name_look.get(place)
+        if place is None or look is None:
+            return ""
+        version = self._version.get(look, 0)
+        kept = self._verdicts.get(look)
+        if kept is None or kept[0] != version:
+            kept = self._verdicts[look] = (version, {})
+        verdict = kept[1].get(place)
+        if verdict is None:
+            verdict = kept[1][place] = self._verdict(look, place, version)
+        return verdict
+
+    def _verdict(self, look: str, place: int, version: int) -> str:
+        names = self._by_name[look]
+        names_away = self._away_by_name.get(look, [])
+        mine = place in self._suspect
+        others_suspect = self._suspects.get(look, 0) - mine
+        by_names = marked_by_name(len(names) + len(names_away), mine, others_suspect)
+        reasons: list[str] = []
+        if by_names:
+            here = [self._listed(p) for p in names[: MAX_NAMED + 1] if p != place]
+            away = [self._away[n] for n in names_away[: MAX_NAMED + 1]]
+            reasons += said_like("name", here, away, len(names) - 1, len(names_away))
+        ids = self._id_places(look)
+        ids_away = self._away_by_id.get(look, [])
+        if ids or ids_away:
+            if by_names:  # the rooms of that id look not named by name already
+                _, here, away = self._unnamed_of(look, version)
+                here_count = len(ids) - self._both.get(look, 0)
+                away_count = len(ids_away) - self._away_both.get(look, 0)
+            else:
+                here = [self._listed(p) for p in ids[: MAX_NAMED + 1] if p != place]
+                away = [self._away[n] for n in ids_away[: MAX_NAMED + 1]]
+                here_count = len(ids) - (self._id_looks[place] == look)
+                away_count = len(ids_away)
+            reasons += said_like("id", here, away, here_count, away_count)
+        return " ".join(reasons)
+
+    def _unnamed_of(self, look: str, version: int) -> tuple[int, list[NamedRoom], list[NamedRoom]]:
+        """The first rooms whose ids have ``look`` and whose names do not (listed, then
+        elsewhere): worked out once per version of the look."""
+        kept = self._unnamed.get(look)
+        if kept is not None and kept[0] == version:
+            return kept
+        names = self._by_name.get(look, [])
+        here: list[NamedRoom] = []
+        for p in self._id_places(look):
+            at = bisect_left(names, p)
+            if at == len(names) or names[at] != p:
+                here.append(self._listed(p))
+                if len(here) > MAX_NAMED:
+                    break
+        away: list[NamedRoom] = []
+        for n in self._away_by_id.get(look, []):
+            room = self._away[n]
+            if not room.name or name_look(room.name) != look:
+                away.append(room)
+                if len(away) > MAX_NAMED:
+                    break
+        kept = self._unnamed[look] = (version, here, away)
+        return kept
+
+    def _listed(self, place: int) -> NamedRoom:
+        room_id = self._ids[place]
+        return NamedRoom(f"{self.storage_id}/{room_id}", room_id, self.names.get(room_id, ""))
+
+    def _id_places(self, look: str) -> list[int]:
+        every = self._id_all.get(look)
+        if every is not None:
+            return every
         place = self._id_last.get(look)
         return [] if place is None else [place]
 
@@ -295,9 +390,6 @@ class FoundRoomsModel(QAbstractTableModel):
         place = self._at.get(room_id)
         return -1 if place is None else self.row_of_place(place)
 
-    def warning(self, room_id: str) -> str:
-        return self._warnings.get(room_id, "")
-
     # -- the model's side ----------------------------------------------------------------------
 
     @guard(0)
@@ -369,7 +461,7 @@ class FoundRoomsModel(QAbstractTableModel):
             and self.names.get(room_id)
         ):
             marks.append(BAD_SIGNATURE)
-        look = self._warnings.get(room_id)
+        look = self.warning(room_id)
         if look:
             marks.append(look)
         return marks

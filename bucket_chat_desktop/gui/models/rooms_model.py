@@ -24,7 +24,6 @@ PREVIEW_LIMIT = 300
 class RoomRoles(enum.IntEnum):
     Key = Qt.ItemDataRole.UserRole + 1
     Name = enum.auto()
-    Preview = enum.auto()
     LastTs = enum.auto()
     Unread = enum.auto()
     Findings = enum.auto()
@@ -66,13 +65,6 @@ class RoomItem:
     # its name looks like the name or id of another room the user is in: why (marked ⚠,
     # told apart by its id and storage). Set by the model (``RoomsModel._judge``).
     name_warning: str = ""
-
-    @property
-    def preview(self) -> str:
-        """The whole preview line as stored: "<sender>: <text>", or the notice alone."""
-        if self.preview_sender:
-            return f"{self.preview_sender}: {self.preview_text}"
-        return self.preview_text
 
     @property
     def shown_name(self) -> str:
@@ -165,9 +157,6 @@ class RoomsModel(QAbstractListModel):
                 )
             case RoomRoles.Key:
                 return item.key
-            case RoomRoles.Preview:  # the whole line: "<sender>: <text>", or the notice
-                said = one_line(item.preview_text, PREVIEW_LIMIT)
-                return f"{item.preview_sender}: {said}" if item.preview_sender else said
             case RoomRoles.PreviewText:
                 return one_line(item.preview_text, PREVIEW_LIMIT)
             case RoomRoles.LastTs:

@@ -138,10 +138,11 @@ def test_chat_whose_input_cannot_be_read_says_so_and_ends(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Red team rt84: an exception in the thread reading standard input killed it and
-    left the chat waiting for a line for ever."""
+    left the chat waiting for a line for ever. It ends, says so on stderr, and exits 2:
+    what came after the failure was never read (it exited 0, as if all was sent)."""
     monkeypatch.setattr("sys.stdin", FailingInput("before it\n"))
     r = run_main(capsys, ["-s", "unused", "chat", "--room-id", ROOM, "--user-id", ALICE])
-    assert r.code == 0, r
+    assert r.code == 2, r
     assert r.err == (
         "bucket-chat: standard input could not be read ([Errno 5] Input/output error); "
         "leaving the chat\n"
@@ -204,10 +205,48 @@ def test_chat_into_a_closed_pipe_says_on_stderr_a_line_it_could_not_send(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     r = chat_into_closed_pipe(capsys, monkeypatch, "ok\n\udcff bad\n")
-    assert r.err == (
-        "bucket-chat: Not sent: the line holds bytes that are not valid UTF-8 text.\n"
-    ), r
+    assert r.code == 2, r
+    assert r.err == "bucket-chat: not sent: line 2 holds bytes that are not valid UTF-8 text\n", r
     assert "ok" in cli("history", "--room-id", ROOM).out
+
+
+@pytest.mark.timeout(60)
+def test_a_piped_chat_refuses_an_undecodable_line_on_stderr_and_exits_2(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As ``send -`` does for the same input (exit 2), not "Not sent" among the chat's
+    output on stdout and exit 0, which a script piping lines in cannot tell from
+    success. The other lines are sent."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("first\n\udcff bad\n\nthird\n"))
+    r = run_main(capsys, ["-s", "unused", "chat", "--room-id", ROOM, "--user-id", ALICE])
+    assert r.code == 2, r
+    assert r.err == "bucket-chat: not sent: line 2 holds bytes that are not valid UTF-8 text\n", r
+    assert "not sent" not in r.out.casefold() and "UTF-8" not in r.out, r
+    history = cli("history", "--room-id", ROOM).out
+    assert "first" in history and "third" in history and "bad" not in history
+
+
+class TypedInput(io.StringIO):
+    """Standard input as a terminal's: lines typed (``input()`` reads them)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.timeout(60)
+def test_a_line_typed_with_undecodable_bytes_is_said_where_typed_and_the_chat_exits_2(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At a terminal the refusal is said in the chat as it happens, and again on stderr
+    as it ends, with exit 2: the chat's screen is gone by then."""
+    monkeypatch.setattr("sys.stdin", TypedInput("first\n\udcff bad\n/quit\n"))
+    r = run_main(capsys, ["-s", "unused", "chat", "--room-id", ROOM, "--user-id", ALICE])
+    assert r.code == 2, r
+    assert "Not sent: line 2 holds bytes that are not valid UTF-8 text." in r.out, r
+    assert r.err == (
+        "bucket-chat: 1 line(s) were not sent: they held bytes that are not valid UTF-8 text\n"
+    ), r
+    assert "first" in cli("history", "--room-id", ROOM).out
 
 
 def test_lines_typed_after_the_output_closed_are_counted_up_to_a_quit() -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bucket_chat_desktop.cli import main as cli_main
 from bucket_chat_desktop.cli.outcome import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
-from bucket_chat_desktop.cli.selftest import check_status, storage_selftest
+from bucket_chat_desktop.cli.selftest import CHECK_EXIT_STATUS, check_status, storage_selftest
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, PROBE_PREFIX, StorageError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.selfcheck import (
@@ -124,3 +125,14 @@ def test_the_exit_status_is_the_verdict(level: str, status: int) -> None:
     """Any failed step fails the verdict; the warning (works, weaker guarantees) is not
     "works" either."""
     assert check_status(CheckResult(level, "")) == status
+
+
+def test_the_help_says_what_exit_status_1_means() -> None:
+    """A service that lets a write over the test object through fails the check (2,
+    ``OVERWRITE_STEP``); 1 is only the separate overwrite probe (``probe_create_only``)
+    got through, or the queue does not answer. The help said 1 was a service that "does
+    not refuse overwrites"."""
+    for text in (CHECK_EXIT_STATUS, " ".join((cli_main.__doc__ or "").split())):
+        assert "does not refuse overwrites" not in text
+        assert "only the separate overwrite probe" in text, text
+        assert "a write that got through over the test object" in text, text
