@@ -639,3 +639,37 @@ def test_enqueue_passes_over_an_older_hold_that_cannot_be_signed(tmp_path: Path)
     ]
     assert [h.seq for h in box.held()] == [bad]
     box.close()
+
+
+def test_a_refused_kept_send_cut_off_by_a_close_does_not_say_it_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review a, A2: a kept send refused (no answer) while the engine closed: its hold
+    is let go, so the stop it reports says nothing of it was kept (not "it is kept on
+    this device", of a text just deleted)."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+
+    async def go() -> None:
+        box = Outbox(None)
+        engine = SyncEngine(store, outbox=box, config=QUIET)
+        publisher = engine._publisher
+        store.gate = asyncio.Event()
+
+        async def refused_as_it_closes(*args: object) -> list[object]:
+            engine._closed = True  # the storage is removed meanwhile
+            raise NotQueuedError("nothing was queued: no answer")
+
+        monkeypatch.setattr(publisher, "_send", refused_as_it_closes)
+        try:
+            await engine.open_room(ROOM)
+            with pytest.raises(SendStoppedError) as stopped:
+                await engine.send(ROOM, ALICE, key(1), text("lost"), keep=True)
+            assert box.held() == []
+            assert str(stopped.value).endswith("; nothing of it was kept"), stopped.value
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    run(go())
