@@ -312,6 +312,7 @@ class Outbox:
         held: int | None = None,
         drained: list[int] | None = None,
         refused: list[tuple[int, str, Sequence[Draft]]] | None = None,
+        older: list[Event] | None = None,
     ) -> list[Event]:
         """Sign ``drafts`` (type, content) as the next events of this device's chain and
         commit them durably. A join comes first if the device never wrote in the room.
@@ -325,8 +326,9 @@ class Outbox:
         typed is the order signed, whichever send learns the head first (red team rt90:
         a send typed later, or a hold resumed later, overtook an older hold for good).
         The holds signed so are appended to ``drained``; their events come first in the
-        answer. An older hold that cannot be signed (``ValueError``) is passed over and
-        stays kept, appended to ``refused`` with the reason: it never blocks the room."""
+        answer, and are appended to ``older``. An older hold that cannot be signed
+        (``ValueError``) is passed over and stays kept, appended to ``refused`` with the
+        reason: it never blocks the room."""
         key_text = b64encode(bytes(signing_key.verify_key))
         client_id = client_id_for(user_id, bytes(signing_key.verify_key))
         db = self._db
@@ -387,6 +389,8 @@ class Outbox:
                 head = signed[-1] if signed else head
                 if seq is not None and drained is not None:
                     drained.append(seq)
+                if seq is not None and older is not None:
+                    older.extend(signed)
             now = time.time()
             for ev in events:
                 line = ev.line().decode("ascii").rstrip("\n")

@@ -206,6 +206,9 @@ class Publisher:
         # (``resume_held``), tried again when the room's read completes (``retry_held``).
         self._unsent: dict[str, tuple[str, SigningKey]] = {}
         self._shown_unsent: dict[int, str] = {}  # holds said "not sent yet": their rooms
+        # Events of holds (kept by the app) that this engine's sends signed first
+        # (``Outbox.enqueue``): not in those sends' answers, told apart (the command line).
+        self.held_signed: list[Event] = []
 
     async def send(
         self,
@@ -494,6 +497,7 @@ class Publisher:
             drafts = [(MEMBER, join), *drafts]
         witness = self._witness(room_id, key_text, seen)
         drained: list[int] = []  # older holds of the room and key, signed first
+        older: list[Event] = []  # their events, first in the answer
         refused: list[tuple[int, str, Drafts]] = []  # older holds that can never be signed
         events = await self._engine._outboxed(
             lambda: outbox.enqueue(
@@ -508,6 +512,7 @@ class Publisher:
                 held=held,
                 drained=drained,
                 refused=refused,
+                older=older,
             )
         )
         for seq, why, kept in refused:  # set aside: kept, shown, and no longer in the way
@@ -523,6 +528,8 @@ class Publisher:
             self._engine._emit(SendKept(room_id, seq, user_id, key_text, (), False))
         if held is not None:  # its row gives way to the events' own
             self._engine._emit(SendKept(room_id, held, user_id, key_text, tuple(drafts), False))
+        self.held_signed.extend(older)
+        events = events[len(older) :]  # this send's own: the caller's answer
         self._engine._note_activity()
         # Leading edge: a message after a quiet spell goes out at once; during a burst,
         # what arrives within the window after the last publish shares one segment.

@@ -27,7 +27,7 @@ from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import NotQueuedError, SyncEngine
-from bucket_chat_desktop.sync.events import EngineEvent, SendKept
+from bucket_chat_desktop.sync.events import EngineEvent, OutboxChanged, SendKept
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.publisher import SendStoppedError
 from bucket_chat_desktop.sync.session import read_room
@@ -673,3 +673,45 @@ def test_a_refused_kept_send_cut_off_by_a_close_does_not_say_it_is_kept(
             box.close()
 
     run(go())
+
+
+def test_a_send_that_signs_older_holds_shows_their_events_before_their_rows_go(
+    tmp_path: Path,
+) -> None:
+    """Review a, A3 and A4: the drained holds' rows gave way (``SendKept`` false) before
+    ``OutboxChanged`` showed their events, so they vanished for a paint; and the send
+    answered their events as its own. Now their events show first, and the send answers
+    only its own (the others are told apart: ``held_signed``)."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    earlier = box.hold(ROOM, ALICE_KEY, ALICE, None, text("earlier"))
+    box.close()
+    said: list[EngineEvent] = []
+
+    async def start() -> None:
+        box = Outbox(path)
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
+        try:
+            room = await engine.open_room(ROOM)
+            assert room.backfill is not None
+            await room.backfill
+            mine = await engine.send(ROOM, ALICE, key(1), text("now"), keep=True)
+            assert [e.content.get("body") for e in mine] == ["now"]
+            assert [e.content.get("body") for e in engine.held_signed] == ["earlier"]
+            assert await engine.flush(timeout=10)
+        finally:
+            await engine.close()
+            box.close()
+
+    run(start())
+    assert_linear_and_verified(store, ["one", "hi", "two", "earlier", "now"])
+    shown = next(i for i, e in enumerate(said) if isinstance(e, OutboxChanged))
+    gone = next(
+        i for i, e in enumerate(said) if isinstance(e, SendKept) and e.seq == earlier and not e.kept
+    )
+    assert shown < gone
+    changed = said[shown]
+    assert isinstance(changed, OutboxChanged)
+    assert "earlier" in [e.content.get("body") for e in changed.events]
