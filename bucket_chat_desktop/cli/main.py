@@ -495,6 +495,13 @@ async def _send_and_deliver(
             events = await queue(client, ref)
         else:
             events = await client.send(ref, drafts)
+        along = [e for e in client.held_signed(ref.storage_id) if e.type == MESSAGE]
+        if along:
+            fmt.out(
+                f"bucket-chat: also sent {len(along)} message(s) kept by the app for this "
+                "room, before this one (the order they were typed in).",
+                file=sys.stderr,
+            )
         error: str | None = None
         try:
             delivered = await client.within(

@@ -800,6 +800,11 @@ class ChatClient(AttachedStorages):
             keep=self.keep_unsent,
         )
 
+    def held_signed(self, storage_id: str) -> list[Event]:
+        """What this client's sends on the storage signed first for the app
+        (``SyncEngine.held_signed``): messages it kept, sent along."""
+        return self._engine(storage_id).held_signed
+
     async def send_content(self, ref: RoomRef, content: dict[str, Any]) -> list[Event]:
         return await self.send(ref, [(MESSAGE, content)])
 

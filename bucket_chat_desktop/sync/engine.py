@@ -1021,6 +1021,12 @@ class SyncEngine:
             keep=keep,
         )
 
+    @property
+    def held_signed(self) -> list[Event]:
+        """Events of sends kept by the app (``Outbox.hold``) that this engine's sends
+        signed first, in typed order: not in those sends' answers (``send``)."""
+        return list(self._publisher.held_signed)
+
     def resume_held(self, user_id: str, signing_key: SigningKey, rooms: Iterable[str]) -> None:
         """Send, as a task of the engine (stopped by ``close``), what an earlier run kept
         in the outbox for ``rooms`` and could not sign before it ended (``Outbox.hold``)."""

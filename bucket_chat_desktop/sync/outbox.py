@@ -311,6 +311,8 @@ class Outbox:
         witness: Mapping[str, str] | None = None,
         held: int | None = None,
         drained: list[int] | None = None,
+        refused: list[tuple[int, str, Sequence[Draft]]] | None = None,
+        older: list[Event] | None = None,
     ) -> list[Event]:
         """Sign ``drafts`` (type, content) as the next events of this device's chain and
         commit them durably. A join comes first if the device never wrote in the room.
@@ -324,7 +326,9 @@ class Outbox:
         typed is the order signed, whichever send learns the head first (red team rt90:
         a send typed later, or a hold resumed later, overtook an older hold for good).
         The holds signed so are appended to ``drained``; their events come first in the
-        answer."""
+        answer, and are appended to ``older``. An older hold that cannot be signed
+        (``ValueError``) is passed over and stays kept, appended to ``refused`` with the
+        reason: it never blocks the room."""
         key_text = b64encode(bytes(signing_key.verify_key))
         client_id = client_id_for(user_id, bytes(signing_key.verify_key))
         db = self._db
@@ -349,9 +353,6 @@ class Outbox:
                 "sender_key = ? AND user_id = ? AND seq < ? ORDER BY seq",
                 (room_id, key_text, user_id, held if held is not None else 2**63 - 1),
             ).fetchall():
-                # Taken off by this transaction only (a second process meets rowcount
-                # 0 for the one it was given, and queues nothing): signed once.
-                db.execute("DELETE FROM held WHERE seq = ?", (seq,))
                 batches.append((seq, name, [_draft(d) for d in json.loads(text)]))
             batches.append((None, displayname, drafts))
             events: list[Event] = []
@@ -359,21 +360,37 @@ class Outbox:
                 join: dict[str, Any] = {"membership": "join"}
                 if name:
                     join["displayname"] = name
-                signed = continue_chain(
-                    head,
-                    batch,
-                    room_id=room_id,
-                    sender_id=user_id,
-                    signing_key=signing_key,
-                    timestamp_ms=clock(),
-                    unique=unique,
-                    join=join,
-                    witness=witness if not events else None,
-                )
+                try:
+                    signed = continue_chain(
+                        head,
+                        batch,
+                        room_id=room_id,
+                        sender_id=user_id,
+                        signing_key=signing_key,
+                        timestamp_ms=clock(),
+                        unique=unique,
+                        join=join,
+                        witness=witness if not events else None,
+                    )
+                except ValueError as exc:
+                    if seq is None:
+                        raise  # this send's own drafts: refused, nothing queued
+                    # An older hold that can never be signed (kept by an older version:
+                    # too large, too dense, not text) stays kept for the person to see,
+                    # and no longer stands before the room's later sends (review a).
+                    if refused is not None:
+                        refused.append((seq, str(exc), batch))
+                    continue
+                if seq is not None:
+                    # Taken off by this transaction only (a second process meets
+                    # rowcount 0 for the one it was given, and queues nothing).
+                    db.execute("DELETE FROM held WHERE seq = ?", (seq,))
                 events.extend(signed)
                 head = signed[-1] if signed else head
                 if seq is not None and drained is not None:
                     drained.append(seq)
+                if seq is not None and older is not None:
+                    older.extend(signed)
             now = time.time()
             for ev in events:
                 line = ev.line().decode("ascii").rstrip("\n")

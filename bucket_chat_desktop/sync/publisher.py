@@ -53,7 +53,7 @@ from ..protocol.audit import (
     prepare_segment,
 )
 from ..protocol.canonical import b64encode
-from ..protocol.chain import Draft, chain_head
+from ..protocol.chain import Draft, chain_head, continue_chain
 from ..protocol.event import MEMBER, Event
 from ..protocol.ids import client_id_for, room_option
 from ..protocol.untrusted_text import terminal_safe
@@ -121,6 +121,31 @@ class NotQueuedError(StorageError):
     storage did not tell): nothing was signed, nothing is lost but the attempt."""
 
 
+def signable(
+    room_id: str,
+    user_id: str,
+    signing_key: SigningKey,
+    drafts: Sequence[Draft],
+    displayname: str | None,
+) -> None:
+    """Raise what signing ``drafts`` would (``ValueError``: too large, too dense, not
+    text): they are built once against no head and thrown away, so a send that could
+    never be signed is refused before it is kept (``Outbox.hold``)."""
+    join: dict[str, Any] = {"membership": "join"}
+    if displayname:
+        join["displayname"] = displayname
+    continue_chain(
+        None,
+        drafts,
+        room_id=room_id,
+        sender_id=user_id,
+        signing_key=signing_key,
+        timestamp_ms=time.time_ns() // 1_000_000,
+        unique=lambda: str(uuid.uuid4()),
+        join=join,
+    )
+
+
 class SendStoppedError(StorageError):
     """The engine closed under a send that was not queued yet (its storage was removed,
     or attached again): its message says whether the text is kept (``Outbox.hold``)."""
@@ -181,6 +206,9 @@ class Publisher:
         # (``resume_held``), tried again when the room's read completes (``retry_held``).
         self._unsent: dict[str, tuple[str, SigningKey]] = {}
         self._shown_unsent: dict[int, str] = {}  # holds said "not sent yet": their rooms
+        # Events of holds (kept by the app) that this engine's sends signed first
+        # (``Outbox.enqueue``): not in those sends' answers, told apart (the command line).
+        self.held_signed: list[Event] = []
 
     async def send(
         self,
@@ -216,6 +244,12 @@ class Publisher:
                 and not require_joined
                 and not await self._engine._outboxed(outbox.has_head, room_id, key_text)
             ):
+                # What can never be signed (too large, too dense, not text) is refused
+                # here, before it is kept: a hold that cannot be signed would stand
+                # before every later send of the room (review a, A1).
+                await self._engine._outboxed(
+                    signable, room_id, user_id, signing_key, drafts, displayname
+                )
                 hold = await self._engine._outboxed(
                     outbox.hold, room_id, key_text, user_id, displayname, list(drafts)
                 )
@@ -224,11 +258,15 @@ class Publisher:
                 return await self._send(
                     room_id, user_id, signing_key, drafts, displayname, require_joined, hold
                 )
-            except NotQueuedError:
-                if held is None and hold is not None:  # refused, and said: not kept
-                    await self._engine._outboxed(outbox.drop_held, hold)
+            except Exception:
+                if held is None and hold is not None:
+                    # Refused, and said so: not kept. ``hold`` tells the wording below
+                    # whether it still is (a closed engine may not have let it go).
+                    made = hold
+                    await self._engine._outboxed(outbox.drop_held, made)
+                    hold = None
                     self._engine._emit(
-                        SendKept(room_id, hold, user_id, key_text, tuple(drafts), False)
+                        SendKept(room_id, made, user_id, key_text, tuple(drafts), False)
                     )
                 raise
         except asyncio.CancelledError:
@@ -292,6 +330,9 @@ class Publisher:
                     )
                 except SendStoppedError:
                     return  # the engine closed: kept for when the room is opened again
+                except ValueError as exc:  # can never be signed: said, the rest go on
+                    self._tell_refused(h.room_id, h.seq, user_id, key_text, h.drafts, str(exc))
+                    continue
                 except (StorageError, RoomError) as exc:
                     why = str(exc.__cause__ or exc)  # the storage's answer, not the advice
                     self._unsent[h.room_id] = (user_id, signing_key)
@@ -456,6 +497,8 @@ class Publisher:
             drafts = [(MEMBER, join), *drafts]
         witness = self._witness(room_id, key_text, seen)
         drained: list[int] = []  # older holds of the room and key, signed first
+        older: list[Event] = []  # their events, first in the answer
+        refused: list[tuple[int, str, Drafts]] = []  # older holds that can never be signed
         events = await self._engine._outboxed(
             lambda: outbox.enqueue(
                 room_id=room_id,
@@ -468,10 +511,12 @@ class Publisher:
                 witness=witness,
                 held=held,
                 drained=drained,
+                refused=refused,
+                older=older,
             )
         )
-        for seq in drained:  # their rows give way to their events' own
-            self._engine._emit(SendKept(room_id, seq, user_id, key_text, (), False))
+        for seq, why, kept in refused:  # set aside: kept, shown, and no longer in the way
+            self._tell_refused(room_id, seq, user_id, key_text, kept, why)
         if not events:  # its hold was queued already (another process of this device)
             assert held is not None
             self._engine._emit(SendKept(room_id, held, user_id, key_text, (), False))
@@ -479,8 +524,12 @@ class Publisher:
         if acceptance is not None:  # queued: not again (a refused send left it to the next)
             self._accepted.add(acceptance)
         self._engine._emit(OutboxChanged(room_id, events, "sending"))
+        for seq in drained:  # their rows give way to their events' own, shown just above
+            self._engine._emit(SendKept(room_id, seq, user_id, key_text, (), False))
         if held is not None:  # its row gives way to the events' own
             self._engine._emit(SendKept(room_id, held, user_id, key_text, tuple(drafts), False))
+        self.held_signed.extend(older)
+        events = events[len(older) :]  # this send's own: the caller's answer
         self._engine._note_activity()
         # Leading edge: a message after a quiet spell goes out at once; during a burst,
         # what arrives within the window after the last publish shares one segment.
@@ -490,6 +539,17 @@ class Publisher:
         else:
             self._wake.set()
         return events
+
+    def _tell_refused(
+        self, room_id: str, seq: int, user_id: str, key_text: str, drafts: Drafts, why: str
+    ) -> None:
+        """A kept send that can never be signed (``ValueError`` from signing it): its row
+        says so; it stays kept on this device, and the room's later sends go out."""
+        self._shown_unsent[seq] = room_id
+        self._engine._emit(
+            SendKept(room_id, seq, user_id, key_text, tuple(drafts), True, f"not sent: {why}")
+        )
+        log.warning("a message kept for room %r cannot be sent: %s", terminal_safe(room_id), why)
 
     def _tell_unconfirmed(
         self, room_id: str, user_id: str, key_text: str, offered: Sequence[str]

@@ -519,6 +519,26 @@ def test_a_kept_send_not_sent_yet_says_why_until_it_is_tried_again(
     assert model.rowCount() == shown + 2
 
 
+@TESTERS
+def test_a_kept_send_shown_before_the_cached_rows_does_not_hide_them(
+    qtmodeltester: Any, room: Room, force_py: bool
+) -> None:
+    """Review a, B2: at a start the kept send's row (``resume_held``) can come before
+    the index's rows; those still show, above it, not the kept message alone until the
+    room's audit ends."""
+    items = _chatter(room, 5).timeline
+    model = TimelineModel(key_text(ALICE))
+    qtmodeltester.check(model, force_py=force_py)
+    me = ("alice@example.com", key_text(ALICE))
+    drafts = ((MESSAGE, {"body": "kept", "msgtype": "m.text"}),)
+    model.set_kept(SendKept(ROOM, 1, *me, drafts, True))
+    model.show_cached(_cached(items))
+    assert _ids(model) == [a.event.event_id for a in items] + ["kept-1-0"]
+    assert model.row(len(items)).echo == "sending"
+    model.show_cached(_cached(items))  # real rows shown now: ignored
+    assert model.rowCount() == len(items) + 1
+
+
 def _prepare(room: Room, texts: list[str]) -> list[Event]:
     async def go() -> list[Event]:
         await room.alice.load_head()

@@ -993,10 +993,13 @@ class TimelineModel(QAbstractListModel):
 
     def show_cached(self, rows: Sequence[TimelineRow]) -> None:
         """The index's newest rows, shown before the room is read (no crypto, no network).
-        Relation events are not rows (their aggregates come with the audit)."""
-        if self._rows or self._above:
+        Relation events are not rows (their aggregates come with the audit). Rows of this
+        device's sends (echo, kept) that came first stay below them (review a, B2: a kept
+        send resumed at start hid the room's whole history until its audit)."""
+        echoes = self._echo_start()
+        if echoes or self._above:
             return
-        deleted = _deleted_among(rows)
+        deleted = _deleted_among(rows) | {r.event_id for r in self._rows}  # echoed: once
         rows = [
             x
             for x in rows
@@ -1018,7 +1021,7 @@ class TimelineModel(QAbstractListModel):
         self._ids = None
         self._by_id = None
         self.beginResetModel()
-        self._rows = converted
+        self._rows = converted + self._rows
         self.endResetModel()
 
     def set_timeline(

@@ -650,3 +650,28 @@ def test_history_says_why_rows_with_good_signatures_are_unverified(
     assert r.code == 0 and "[UNVERIFIED]" in r.out, r
     assert "Part of this room cannot be read (segment-abandoned)" in r.err, r
     assert "nobody's key is trusted on first use" in r.err, r
+
+
+def test_send_names_its_own_event_and_tells_of_the_apps_kept_messages_it_sent_first(
+    cli: Cli, room: str, home: Path
+) -> None:
+    """Review a, A4: a send that signs the app's kept messages first (typed order) said
+    "Sent 3 events"; it names its own event and tells of the others apart."""
+    from bucket_chat_desktop.protocol.event import MESSAGE
+    from bucket_chat_desktop.sync.outbox import Outbox
+
+    (path,) = (home / "data" / "outbox").glob("*.sqlite3")
+    box = Outbox(path)
+    ((sender_key, _),) = box.heads_in(room)
+    for body in ("kept one", "kept two"):
+        box.hold(room, sender_key, ALICE, None, [(MESSAGE, {"body": body, "msgtype": "m.text"})])
+    box.close()
+    r = cli("send", "--room-id", room, "--user-id", ALICE, "mine")
+    assert r.code == 0, r
+    (said,) = r.out.splitlines()
+    assert said.startswith(f"Sent {room}::") and " events" not in said, r
+    assert "also sent 2 message(s) kept by the app" in r.err, r
+    r = cli("history", "--room-id", room, "--json")
+    bodies = [e["content"].get("body") for e in json.loads(r.out)["events"]]
+    assert bodies[-3:] == ["kept one", "kept two", "mine"], bodies
+    assert said == f"Sent {json.loads(r.out)['events'][-1]['event_id']}"

@@ -27,7 +27,7 @@ from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import NotQueuedError, SyncEngine
-from bucket_chat_desktop.sync.events import EngineEvent, SendKept
+from bucket_chat_desktop.sync.events import EngineEvent, OutboxChanged, SendKept
 from bucket_chat_desktop.sync.outbox import Outbox
 from bucket_chat_desktop.sync.publisher import SendStoppedError
 from bucket_chat_desktop.sync.session import read_room
@@ -539,3 +539,179 @@ def test_a_kept_send_said_not_sent_yet_and_signed_elsewhere_loses_its_row(
     run(start())
     kept = [(e.seq, e.kept, bool(e.error)) for e in said if isinstance(e, SendKept)]
     assert kept == [(1, True, False), (1, True, True), (1, False, False)]
+
+
+def test_a_kept_send_that_can_never_be_signed_is_refused_before_it_is_kept(
+    tmp_path: Path,
+) -> None:
+    """Review a, A1: a first send too large to sign, typed while the room is read, was
+    kept, refused at signing, and stayed kept: every later send in the room (and each
+    start's resume) failed the same way. It is refused before it is kept now."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    said: list[EngineEvent] = []
+
+    async def go() -> None:
+        box = Outbox(tmp_path / "outbox.sqlite")
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
+        store.gate = asyncio.Event()
+        try:
+            await engine.open_room(ROOM)
+            with pytest.raises(ValueError, match="too large"):
+                await engine.send(ROOM, ALICE, key(1), text("x" * 300_000), keep=True)
+            assert box.held() == []
+            store.gate.set()
+            await engine.send(ROOM, ALICE, key(1), text("small"), keep=True)
+            assert await engine.flush(timeout=10)
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    run(go())
+    assert_linear_and_verified(store, ["one", "hi", "two", "small"])
+    kept = [e for e in said if isinstance(e, SendKept)]
+    assert {e.seq for e in kept} == {1}  # the refused send was never kept nor shown
+    assert kept[0].drafts == tuple(text("small"))
+
+
+def test_a_kept_send_that_cannot_be_signed_is_set_aside_and_the_room_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Review a, A1: a hold that can never be signed (kept by an older version) stays
+    kept, its row says "not sent: <why>", and neither the resume of the holds after it
+    nor a new send waits behind it; the others keep their typed order."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    poison = box.hold(ROOM, ALICE_KEY, ALICE, None, text("x" * 300_000))
+    box.hold(ROOM, ALICE_KEY, ALICE, None, text("after"))
+    box.close()
+    said: list[EngineEvent] = []
+
+    async def start() -> None:
+        box = Outbox(path)
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
+        try:
+            room = await engine.open_room(ROOM)
+            assert room.backfill is not None
+            await room.backfill
+            engine.resume_held(ALICE, key(1), [ROOM])
+            (resume,) = [t for t in engine._tasks if t.get_name() == "bc-resume-held"]
+            await resume
+            await engine.send(ROOM, ALICE, key(1), text("new"), keep=True)
+            assert await engine.flush(timeout=10)
+            assert [h.seq for h in box.held()] == [poison]  # kept, for the person to see
+        finally:
+            await engine.close()
+            box.close()
+
+    run(start())
+    assert_linear_and_verified(store, ["one", "hi", "two", "after", "new"])
+    told = {e.error for e in said if isinstance(e, SendKept) and e.seq == poison and e.error}
+    assert told == {"not sent: refusing to write an invalid event: it is too large"}
+
+
+def test_enqueue_passes_over_an_older_hold_that_cannot_be_signed(tmp_path: Path) -> None:
+    """``Outbox.enqueue``: an older hold whose signing fails is left kept and named in
+    ``refused``; the send itself, and the holds that can be signed, are queued."""
+    box = Outbox(tmp_path / "outbox.sqlite")
+    box.seed_head(ROOM, ALICE_KEY, None)
+    good = box.hold(ROOM, ALICE_KEY, ALICE, None, text("good"))
+    bad = box.hold(ROOM, ALICE_KEY, ALICE, None, text("x" * 300_000))
+    drained: list[int] = []
+    refused: list = []
+    events = box.enqueue(
+        room_id=ROOM,
+        user_id=ALICE,
+        signing_key=key(1),
+        drafts=text("now"),
+        clock=lambda: 1_700_000_000_000,
+        unique=lambda: "u",
+        drained=drained,
+        refused=refused,
+    )
+    assert [e.content.get("body") for e in events] == [None, "good", "now"]
+    assert drained == [good]
+    assert [(seq, why) for seq, why, _ in refused] == [
+        (bad, "refusing to write an invalid event: it is too large")
+    ]
+    assert [h.seq for h in box.held()] == [bad]
+    box.close()
+
+
+def test_a_refused_kept_send_cut_off_by_a_close_does_not_say_it_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review a, A2: a kept send refused (no answer) while the engine closed: its hold
+    is let go, so the stop it reports says nothing of it was kept (not "it is kept on
+    this device", of a text just deleted)."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+
+    async def go() -> None:
+        box = Outbox(None)
+        engine = SyncEngine(store, outbox=box, config=QUIET)
+        publisher = engine._publisher
+        store.gate = asyncio.Event()
+
+        async def refused_as_it_closes(*args: object) -> list[object]:
+            engine._closed = True  # the storage is removed meanwhile
+            raise NotQueuedError("nothing was queued: no answer")
+
+        monkeypatch.setattr(publisher, "_send", refused_as_it_closes)
+        try:
+            await engine.open_room(ROOM)
+            with pytest.raises(SendStoppedError) as stopped:
+                await engine.send(ROOM, ALICE, key(1), text("lost"), keep=True)
+            assert box.held() == []
+            assert str(stopped.value).endswith("; nothing of it was kept"), stopped.value
+        finally:
+            store.gate.set()
+            await engine.close()
+            box.close()
+
+    run(go())
+
+
+def test_a_send_that_signs_older_holds_shows_their_events_before_their_rows_go(
+    tmp_path: Path,
+) -> None:
+    """Review a, A3 and A4: the drained holds' rows gave way (``SendKept`` false) before
+    ``OutboxChanged`` showed their events, so they vanished for a paint; and the send
+    answered their events as its own. Now their events show first, and the send answers
+    only its own (the others are told apart: ``held_signed``)."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    earlier = box.hold(ROOM, ALICE_KEY, ALICE, None, text("earlier"))
+    box.close()
+    said: list[EngineEvent] = []
+
+    async def start() -> None:
+        box = Outbox(path)
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
+        try:
+            room = await engine.open_room(ROOM)
+            assert room.backfill is not None
+            await room.backfill
+            mine = await engine.send(ROOM, ALICE, key(1), text("now"), keep=True)
+            assert [e.content.get("body") for e in mine] == ["now"]
+            assert [e.content.get("body") for e in engine.held_signed] == ["earlier"]
+            assert await engine.flush(timeout=10)
+        finally:
+            await engine.close()
+            box.close()
+
+    run(start())
+    assert_linear_and_verified(store, ["one", "hi", "two", "earlier", "now"])
+    shown = next(i for i, e in enumerate(said) if isinstance(e, OutboxChanged))
+    gone = next(
+        i for i, e in enumerate(said) if isinstance(e, SendKept) and e.seq == earlier and not e.kept
+    )
+    assert shown < gone
+    changed = said[shown]
+    assert isinstance(changed, OutboxChanged)
+    assert "earlier" in [e.content.get("body") for e in changed.events]
