@@ -259,9 +259,10 @@ class Publisher:
                     room_id, user_id, signing_key, drafts, displayname, require_joined, hold
                 )
             except Exception:
-                if held is None and hold is not None:
+                if held is None and hold is not None and not self._engine._closed:
                     # Refused, and said so: not kept. ``hold`` tells the wording below
-                    # whether it still is (a closed engine may not have let it go).
+                    # whether it still is. An engine closed under the send (its storage
+                    # removed) keeps it: it goes out once the room is opened there again.
                     made = hold
                     await self._engine._outboxed(outbox.drop_held, made)
                     hold = None
