@@ -1019,10 +1019,6 @@ class _Columns:
             self._strings.append(text)
         return number
 
-    def _number(self, which: int, value: int) -> None:
-        numbered = self._numbered
-        numbered[which] = _appended(numbered[which], value)
-
     def add(
         self, path: str, line: int, ok: bool | None, why: str, ev: Event, sig: str | int
     ) -> _Copy:
