@@ -89,11 +89,11 @@ li.doubted, li.late { border-left: 4px solid var(--warn); }
 .edited { color: var(--muted); font-size: 0.85em; font-style: italic; }
 .body { unicode-bidi: isolate; overflow-wrap: anywhere; margin-top: 2px; }
 .body p { margin: 4px 0; }
-.body pre { background: var(--card); padding: 8px; overflow-x: auto; }
+.body pre { background: var(--card); padding: 8px; white-space: pre-wrap; }
 .plain { white-space: pre-wrap; }
 .note, .why { color: var(--muted); font-size: 0.85em; font-style: italic; margin: 2px 0; }
 .why { color: var(--bad); }
-.why.late { color: var(--warn); }
+.why.late, .why.doubt { color: var(--warn); }
 .deleted { color: var(--muted); font-style: italic; }
 blockquote.quote { margin: 4px 0; padding: 4px 10px; border-left: 3px solid var(--line);
   background: var(--card); color: var(--muted); font-size: 0.9em; unicode-bidi: isolate; }
