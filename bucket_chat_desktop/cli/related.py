@@ -253,13 +253,23 @@ def relations_json(item: Assessed, timeline: Sequence[Assessed], rel: Relations)
             "reason": red.reason,
             "state": red.state,
         }
+    # A reactor verified only on trial while older history loads says "verified" as a
+    # final one does: ``provisional`` tells them apart (the text's "[1 NOT FINAL YET]"),
+    # as a row's ``reason`` does for a message. A script counting verified reactions
+    # would otherwise count an impostor's under a member's id as theirs.
     reactions = [
         {
             "key": chip.key,
             "count": chip.count,
             "state": chip.state,
+            "provisional": not chip.final,
             "senders": [
-                {"sender_id": r.sender_id, "state": r.state, "event_ids": list(r.event_ids)}
+                {
+                    "sender_id": r.sender_id,
+                    "state": r.state,
+                    "provisional": r.provisional,
+                    "event_ids": list(r.event_ids),
+                }
                 for r in chip.reactors
             ],
         }

@@ -103,8 +103,16 @@ def relations_json(agg: Aggregate) -> dict[str, Any]:
                 "reaction": chip.key,
                 "count": chip.count,
                 "trust": chip.state,
+                # verified only on trial while older history loads (an export made in
+                # the app mid-read): "verified" but not final, as a row's reason says
+                "provisional": not chip.final,
                 "senders": [
-                    {"sender_id": r.sender_id, "trust": r.state, "event_ids": list(r.event_ids)}
+                    {
+                        "sender_id": r.sender_id,
+                        "trust": r.state,
+                        "provisional": r.provisional,
+                        "event_ids": list(r.event_ids),
+                    }
                     for r in chip.reactors
                 ],
             }

@@ -45,7 +45,7 @@ from ..protocol.unread import (
 from ..protocol.untrusted_text import one_line, shown_id, shown_id_ends
 from ..settings import Settings, StorageSettings
 from ..storage.base import StorageError
-from ..sync.client import ChatClient, RoomRef
+from ..sync.client import ChatClient, RoomRef, SearchHit
 from ..sync.events import EngineEvent, SendKept, ShownEvent
 from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
@@ -1255,11 +1255,35 @@ class Controller(QObject):
         model = room.timeline if room is not None else None
         return model.late_arrivals() if model is not None else {}
 
-    def late_arrival(self, key: str, event_id: str, path: str, line: int) -> LateArrival | None:
-        """``late_arrivals`` of one copy of a message (a search result names it)."""
+    def late_arrival_of_hit(self, key: str, hit: SearchHit) -> LateArrival | None:
+        """What a search result of room ``key`` says of a late arrival: what its message's
+        row says, the note of the message's own copy (``_note_late``). A hit found
+        through an edit's text names the edit's copy (its ``path`` and ``line``), never
+        noted: only a message is news. The message's copy is then the one the room's
+        relations place under its id; looked up by the edit's, a late message edited
+        once lost its mark in search while its row kept it (red team rt92)."""
         room = self._rooms.get(key)
         model = room.timeline if room is not None else None
-        return model.late_arrival(late_copy(event_id, path, line)) if model is not None else None
+        if model is None:
+            return None
+        if not hit.edited:
+            return model.late_arrival(late_copy(hit.event_id, hit.path, hit.line))
+        copy = self._message_copy(key, hit.event_id)
+        return model.late_arrival(late_copy(hit.event_id, *copy)) if copy is not None else None
+
+    def _message_copy(self, key: str, event_id: str) -> tuple[str, int] | None:
+        """Where the row of ``event_id`` was read (path, line), as the room's latest
+        relations place it; None when they do not, or when the id is shown more than once
+        (such an id takes no edits, so no hit found through an edit names it)."""
+        known = self.relations(key)
+        if known is None:
+            return None
+        result, rel = known
+        position = rel.positions.get(event_id)
+        if position is None or event_id in rel.repeated or position >= len(result.timeline):
+            return None
+        row = result.timeline[position]
+        return (row.path, row.line) if row.event.event_id == event_id else None
 
     def _preview_warning(self, key: str, row: Assessed) -> str:
         """Why the room list marks its preview (⚠), or "": the row is not verified (in

@@ -130,9 +130,9 @@ class SearchFeature(QObject):
             # a key another room doubts for the sender, as its row says (red team rt54)
             where = self.controller.doubted_key(key, hit.sender_id, hit.sender_key)
             warning = with_doubt(names.warning(hit.sender_id), hit.sender_id, where)
-            # a message the app saw arrive long after its date, as its row says (rt83)
-            # of the copy whose text matched: the message, or the edit it was found through
-            late = self.controller.late_arrival(key, hit.source_id, hit.path, hit.line)
+            # a message the app saw arrive long after its date, as its row says (rt83),
+            # also when found through an edit's text (rt92)
+            late = self.controller.late_arrival_of_hit(key, hit)
             note = late.note if late is not None else None
             rows.append(ShownHit(hit, key, item.marked_name, shown, warning, note))
         problems = [

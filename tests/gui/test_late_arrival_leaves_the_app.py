@@ -28,6 +28,7 @@ from bucket_chat_desktop import settings as settings_store
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.widgets.search_panel import tooltip_html
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.relations import EDIT
 from bucket_chat_desktop.protocol.signing import build_event
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -152,6 +153,77 @@ def test_a_search_result_says_a_message_arrived_long_after_its_date(
     on_time = searched(qtbot, desk, "shared folder")
     assert on_time.late is None
     assert "long after" not in tooltip_html(on_time)
+
+
+EDITED = "FYI: I do NOT approve the budget. Objections by Monday, or it is final."
+MOVED = "budget draft moved to the archive folder"
+
+
+def test_a_late_message_found_through_its_edit_still_says_it_arrived_late(
+    qtbot: Any, launch: Callable[..., Desk], tmp_path: Path
+) -> None:
+    """Red team rt92: Mallory edits her backdated message (the edit dated four weeks
+    back too, arriving today). Its row still said "arrived late"; a search for the edited
+    words found the message through the edit's text, looked the note up by the edit's
+    copy, which the app never notes (only a message is news), and showed the date she
+    chose and "Verified" alone. The result says what the row says: the note of the
+    message's own copy. Her message of four weeks ago, read on time and edited today
+    the same way, says nothing of it, in its row or its result."""
+    root = tmp_path / "store"
+    desk, late, said, _before, _after = _late_room(qtbot, launch, root)
+    assert searched(qtbot, desk, "Friday").late == said  # before the edit
+    c = desk.key("c")
+    model = desk.model("c")
+    (on_time,) = [
+        str(model.index(i, 0).data(Roles.EventId))
+        for i in range(model.rowCount())
+        if model.index(i, 0).data(Roles.Body) == ON_TIME
+    ]
+    edits = chain(
+        "c",
+        MALLORY,
+        [
+            (late.timestamp_ms + 60_000, EDIT, replacing(late.event_id, EDITED)),
+            (late.timestamp_ms + 120_000, EDIT, replacing(on_time, MOVED)),
+        ],
+        prev=late.hash,
+    )
+    store_segment(root, MALLORY, edits)
+
+    def shown(event_id: str, body: str) -> bool:
+        known = desk.controller.relations(c)
+        agg = known[1].of(event_id) if known is not None else None
+        return agg is not None and agg.latest is not None and agg.latest.body == body
+
+    qtbot.waitUntil(lambda: shown(late.event_id, EDITED), timeout=30_000)
+    qtbot.waitUntil(lambda: shown(on_time, MOVED), timeout=30_000)
+    assert _row_late(desk, late.event_id) == said  # its row still says it arrived late
+    found = searched(qtbot, desk, "Monday")
+    assert found.hit.event_id == late.event_id and found.hit.source_id == edits[0].event_id
+    assert found.late == said, html.unescape(tooltip_html(found))
+    assert f"⚠ {html.escape(said)}" in tooltip_html(found)
+    # read on time four weeks ago; only its edit came today: neither row nor result is late
+    assert _row_late(desk, on_time) is None
+    moved = searched(qtbot, desk, "archive")
+    assert moved.hit.event_id == on_time
+    assert moved.hit.source_id == edits[1].event_id
+    assert moved.late is None and "long after" not in tooltip_html(moved)
+
+
+def replacing(event_id: str, body: str) -> dict[str, Any]:
+    return {"replaces": event_id, "new_content": text(body)}
+
+
+def _row_late(desk: Desk, event_id: str) -> str | None:
+    """What the row of ``event_id`` in room "c" says of a late arrival."""
+    model = desk.model("c")
+    (row,) = [
+        model.index(i, 0)
+        for i in range(model.rowCount())
+        if model.index(i, 0).data(Roles.EventId) == event_id
+    ]
+    late: str | None = row.data(Roles.Late)
+    return late
 
 
 # -- a copy under another member's id (PROTOCOL.md 18.1): only that copy is late ---------

@@ -434,6 +434,66 @@ def test_a_chip_with_a_reactor_on_trial_says_it_is_not_final() -> None:
     assert chip_text(chip) == "👍 3 [1 UNVERIFIED] [1 NOT FINAL YET]"
 
 
+def _row(
+    n: int, sender: str, seed: int, kind: str, content: dict[str, Any], reason: str = ""
+) -> Assessed:
+    """A verified row (``reason``: why; ``PROVISIONAL_REASON`` for a key on trial)."""
+    ev = build_event(
+        room_id=ROOM,
+        sender_id=sender,
+        event_type=kind,
+        content=content,
+        timestamp_ms=1_700_000_000_000 + n,
+        unique=f"u{n}",
+        prev_event_hash=None,
+        signing_key=SigningKey(bytes([seed]) * 32),
+    )
+    return Assessed(ev, TrustState.VERIFIED, reason, "p", n)
+
+
+def test_history_json_says_which_reactors_are_verified_only_on_trial() -> None:
+    """Red team rt92: ``history`` shows verdicts taken on trial when the storage does not
+    answer and this device's copy is of a read that had not reached the oldest history.
+    The text says ``[1 NOT FINAL YET]``; ``--json`` gave a reactor whose key nobody
+    introduced yet, under Alice's id, as ``"state": "verified"``, exactly as Bob's final
+    one: a script counting verified votes counted an impostor's as Alice's. Each sender,
+    and the chip, now say ``provisional``; a final reactor, verified or not, does not."""
+    from bucket_chat_desktop.cli.related import relations_json
+    from bucket_chat_desktop.protocol.audit import PROVISIONAL_REASON
+
+    target = _row(0, BOB, 2, "m.room.message", {"body": "lunch at 1?", "msgtype": "m.text"})
+    thumbs = {"relates_to": target.event.event_id, "reaction": "👍"}
+    party = {"relates_to": target.event.event_id, "reaction": "🎉"}
+    rows = [
+        target,
+        _row(1, BOB, 2, "m.room.reaction", thumbs),
+        _row(2, ALICE, 66, "m.room.reaction", thumbs, PROVISIONAL_REASON),
+        _row(3, BOB, 2, "m.room.reaction", party),
+    ]
+    rows.append(
+        Assessed(
+            _row(4, "carol@example.com", 3, "m.room.reaction", party).event,
+            TrustState.UNVERIFIED,
+            "no key published",
+            "p",
+            4,
+        )
+    )
+    rel = relations.build(ROOM, rows)
+    thumbs_chip, party_chip = rel.of(target.event.event_id).reactions  # type: ignore[union-attr]
+    assert chip_text(thumbs_chip) == "👍 2 [1 NOT FINAL YET]"  # the text history's words
+    doc = relations_json(target, rows, rel)
+    on_trial, other = doc["reactions"]
+    senders = {s["sender_id"]: s for s in on_trial["senders"]}
+    assert senders[ALICE]["state"] == senders[BOB]["state"] == "verified"
+    assert senders[ALICE]["provisional"] is True and senders[BOB]["provisional"] is False
+    assert on_trial["state"] == "verified" and on_trial["provisional"] is True
+    # a chip of final verdicts, one of them not verified: nothing on trial
+    assert chip_text(party_chip) == "🎉 2 [1 UNVERIFIED]"
+    assert other["state"] == "unverified" and other["provisional"] is False
+    assert [s["provisional"] for s in other["senders"]] == [False, False]
+
+
 def test_chips_that_look_alike_are_told_apart_by_their_code_points() -> None:
     """Red team: one member reacted "👍", "👍" + U+FE0F and "👍" + a joiner: three chips
     counted apart that all print as "👍 1" (and "ok" with a Cyrillic "о"). Chips that

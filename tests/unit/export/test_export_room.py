@@ -565,6 +565,45 @@ def test_the_jsonl_line_of_a_message_that_arrived_long_after_its_date_says_so(
 # -- the output file ----------------------------------------------------------------------
 
 
+def test_the_jsonl_says_which_reactors_are_verified_only_on_trial() -> None:
+    """An export made in the app while older history loads (red team rt92, as in
+    ``history --json``): a reactor whose key nobody introduced yet says "verified" as a
+    final one does; only the header's ``complete: false`` told them apart. Each sender,
+    and its chip, now say ``provisional``."""
+    from bucket_chat_desktop.export.jsonl_doc import relations_json
+    from bucket_chat_desktop.protocol import relations
+    from bucket_chat_desktop.protocol.audit import PROVISIONAL_REASON, Assessed, TrustState
+
+    def row(n: int, sender: str, seed: int, kind: str, content: Any, reason: str = "") -> Any:
+        ev = build_event(
+            room_id="r",
+            sender_id=sender,
+            event_type=kind,
+            content=content,
+            timestamp_ms=1_700_000_000_000 + n,
+            unique=f"u{n}",
+            prev_event_hash=None,
+            signing_key=SigningKey(bytes([seed]) * 32),
+        )
+        return Assessed(ev, TrustState.VERIFIED, reason, "p", n)
+
+    target = row(0, "bob@example.com", 2, MESSAGE, {"body": "lunch?", "msgtype": "m.text"})
+    thumbs = {"relates_to": target.event.event_id, "reaction": "👍"}
+    rows = [
+        target,
+        row(1, "bob@example.com", 2, REACTION, thumbs),
+        row(2, "alice@example.com", 66, REACTION, thumbs, PROVISIONAL_REASON),
+    ]
+    agg = relations.build("r", rows).of(target.event.event_id)
+    assert agg is not None
+    (chip,) = relations_json(agg)["reactions"]
+    assert chip["trust"] == "verified" and chip["provisional"] is True
+    assert [(s["sender_id"], s["trust"], s["provisional"]) for s in chip["senders"]] == [
+        ("bob@example.com", "verified", False),
+        ("alice@example.com", "verified", True),
+    ]
+
+
 def test_an_existing_export_is_not_overwritten_without_force(
     room: tuple[Path, dict[str, Event]], tmp_path: Path
 ) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from held_storage import Held, hold_all, until
 from nacl.signing import SigningKey
 
+from bucket_chat_desktop.cli import related
 from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.index.db import _MIGRATIONS
 from bucket_chat_desktop.protocol.audit import TrustState
@@ -266,3 +267,110 @@ def test_an_index_saved_before_the_rules_were_is_rebuilt_no_warmer(tmp_path: Pat
     assert TrustState.VERIFIED not in _impostor_states(view.result)
     assert any(f.kind is Kind.KEY_CONFLICT for f in view.result.findings)
     assert view.partial and _saved_partial(view.result)
+
+
+# -- a copy saved mid-read: verdicts taken on trial, and ``history --json`` says so --------
+
+BOB = "bob@example.com"
+BOB_KEY = SigningKey(b"\x02" * 32)
+DAY = 86_400_000
+
+
+def _trial_store(store: Path) -> Event:
+    """Bob's room: Alice joined days ago (the older day); on the newest day Bob asks
+    for a vote and Eve, with a key of her own that nobody introduced, joins and reacts
+    👍 under alice@'s id. Bob's question is returned."""
+
+    def ev(
+        key: SigningKey, sender: str, ts: int, n: int, prev: str | None, kind: str, content: Any
+    ) -> Event:
+        return build_event(
+            room_id=ROOM,
+            sender_id=sender,
+            event_type=kind,
+            content=content,
+            timestamp_ms=ts,
+            unique=f"00000000-0000-4000-8000-{n:012d}",
+            prev_event_hash=prev,
+            signing_key=key,
+        )
+
+    def put(events: list[Event], key: SigningKey, sender: str) -> None:
+        path = path_for(events, client_id_for(sender, bytes(key.verify_key)))
+        _write(store, path, encode_segment(events))
+
+    (store / "rooms" / ROOM).mkdir(parents=True)
+    (store / "rooms" / ROOM / "metadata.json").write_bytes(
+        build_metadata(
+            room_id=ROOM,
+            name="R",
+            created_at="2025-11-24T00:00:00.000Z",
+            creator_id=BOB,
+            signing_key=BOB_KEY,
+        )
+    )
+    bob_join = ev(BOB_KEY, BOB, T0, 1, None, MEMBER, {"membership": "join"})
+    join = ev(ALICE_KEY, ALICE, T0 + 1, 2, None, MEMBER, {"membership": "join"})
+    hello = ev(ALICE_KEY, ALICE, T0 + 2, 3, join.hash, MESSAGE, {"msgtype": "m.text", "body": "hi"})
+    put([bob_join], BOB_KEY, BOB)
+    put([join, hello], ALICE_KEY, ALICE)
+    later = T0 + 3 * DAY
+    vote = {"msgtype": "m.text", "body": "vote: lunch at 1?"}
+    question = ev(BOB_KEY, BOB, later, 4, bob_join.hash, MESSAGE, vote)
+    put([question], BOB_KEY, BOB)
+    fake_join = ev(EVE_KEY, ALICE, later + 1, 5, None, MEMBER, {"membership": "join"})
+    thumbs = {"relates_to": question.event_id, "reaction": "👍"}
+    fake = ev(EVE_KEY, ALICE, later + 2, 6, fake_join.hash, "m.room.reaction", thumbs)
+    put([fake_join, fake], EVE_KEY, ALICE)
+    return question
+
+
+def test_history_json_of_a_copy_saved_mid_read_says_a_reactor_is_on_trial(
+    tmp_path: Path,
+) -> None:
+    """Red team rt92: the app quit while the room's older day was still loading, and
+    ``history`` falls back to this device's copy (the storage does not answer): that copy
+    is rebuilt by the provisional rules, which take Eve's key under alice@'s id on trial.
+    The text said ``👍 1 [1 NOT FINAL YET]``; ``--json`` gave her 👍 as a final, verified
+    reaction by Alice (``"state": "verified"`` and nothing else), which a script counting
+    votes takes as Alice's."""
+    store = tmp_path / "store"
+    question = _trial_store(store)
+    (tmp_path / "idx").mkdir()
+    db = tmp_path / "idx" / "index.db"
+
+    async def go() -> Any:
+        loaded: list[RoomLoaded] = []
+        # the older day's segments get no answer: the newest day is shown first
+        held = Held(store, hold=lambda what, path: what == "get" and "2025-11-24" in path)
+        engine = SyncEngine(
+            held,
+            index=Index.open(db),
+            config=QUIET,
+            listener=lambda e: loaded.append(e) if isinstance(e, RoomLoaded) else None,
+        )
+        opening = asyncio.create_task(engine.open_room(ROOM, background=True))
+        await until(
+            "the newest day shown",
+            lambda: any(not e.complete and len(e.result.timeline) >= 3 for e in loaded),
+        )
+        opening.cancel()
+        await engine.close()  # the app quits before the older day is read
+        held.answering.set()
+        again = SyncEngine(held, index=Index.open(db), config=QUIET)
+        try:
+            return await again.cached_room(ROOM)  # what `history` shows with no answer
+        finally:
+            await again.close()
+
+    view = asyncio.run(go())
+    assert view is not None and view.result is not None and view.relations is not None
+    timeline = view.result.timeline
+    item = next(a for a in timeline if a.event.event_id == question.event_id)
+    (chip,) = view.relations.of(question.event_id).reactions
+    assert related.chip_text(chip) == "👍 1 [1 NOT FINAL YET]"
+    (reaction,) = related.relations_json(item, timeline, view.relations)["reactions"]
+    (alice,) = reaction["senders"]
+    assert alice["sender_id"] == ALICE and alice["state"] == "verified"
+    assert alice["provisional"] is True, reaction
+    assert reaction["provisional"] is True, reaction
