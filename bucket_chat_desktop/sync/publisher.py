@@ -183,6 +183,20 @@ def send_context(
     return settled, offers, list(reversed(scan.tips.values()))
 
 
+def _stranded(kept_as: str, user_id: str) -> str:
+    """Why a send kept for another key or user id is not sent (``resume_held``): short
+    enough for its row, the end saying how to get the text back."""
+    if kept_as != user_id:
+        return (
+            f"not sent: it was typed as {terminal_safe(kept_as)}, and this device now sends "
+            f"as {terminal_safe(user_id)}; right-click to copy its text"
+        )
+    return (
+        "not sent: the key that was to sign it was replaced on this device (restoring "
+        "that key sends it); right-click to copy its text"
+    )
+
+
 class Publisher:
     """This device's sends and the outbox's publishing (see the module's docstring). It
     keeps what the engine has said or accepted already (introductions, witnesses) and
@@ -327,9 +341,27 @@ class Publisher:
         kept = await self._engine._outboxed(outbox.held)
         gone = set(self._shown_unsent) - {h.seq for h in kept}
         for h in kept:
-            if h.sender_key == key_text and h.user_id == user_id and h.room_id in rooms:
+            if h.room_id not in rooms:
+                continue
+            if h.sender_key == key_text and h.user_id == user_id:
                 waiting.setdefault(h.room_id, []).append(h)
                 self._engine._emit(SendKept(h.room_id, h.seq, user_id, key_text, h.drafts, True))
+            else:
+                # Kept for a key (or a user id) this device no longer signs with: never
+                # signed here unless it comes back (its key restored), yet never hidden
+                # (red team rt92: after the key was replaced, the typed text stayed in
+                # the outbox unseen for good). Its row shows the text and says why.
+                self._engine._emit(
+                    SendKept(
+                        h.room_id,
+                        h.seq,
+                        h.user_id,
+                        h.sender_key,
+                        h.drafts,
+                        True,
+                        _stranded(h.user_id, user_id),
+                    )
+                )
         for seq, room_id in sorted(self._shown_unsent.items()):
             if seq in gone and room_id in rooms:
                 del self._shown_unsent[seq]
