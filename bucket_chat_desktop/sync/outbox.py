@@ -25,7 +25,9 @@ link) is kept here first, unsigned (``hold``), so what the user typed survives a
 crash meanwhile; it is signed and queued once the head is known, through the one path
 every send takes (``enqueue(held=...)``), by that send or by the next start's
 (``Publisher.resume_held``); any send signs the older holds of its room and key first, in
-its own transaction, so they go out in the order typed and each is signed once.
+its own transaction, so they go out in the order typed and each is signed once; what
+a hold became when another send (another process's) signed it is noted (``replaced``)
+for the send that kept it, which shows it as queued rather than refused.
 """
 
 from __future__ import annotations
