@@ -287,7 +287,6 @@ class Publisher:
                     else:
                         gone = not await self._engine._outboxed(outbox.is_held, made)
                     if gone:
-                        hold = None
                         log.info(
                             "a message kept for room %r was signed by another send of this "
                             "device while its own try failed (%s): it is queued",
