@@ -52,9 +52,10 @@ def _storage_url(index_file: Path) -> str:
     return str(row[0]) if row else ""
 
 
-def rooms_written_by(data_dir: Path, key_text: str) -> list[tuple[str, str]]:
+def rooms_written_by(data_dir: Path, key_text: str, *, kept: bool = True) -> list[tuple[str, str]]:
     """``(storage URL or "", room id)`` of every room this device knows ``key_text`` wrote
-    in (or has something of it waiting to be sent), sorted. Raises ``KeyUseUnknown`` when
+    in (or has something of it waiting to be sent: signed, or, unless not ``kept``, kept
+    by the app for it to sign: ``kept_sends``), sorted. Raises ``KeyUseUnknown`` when
     one of the files cannot be read: then it is not known."""
     found: set[tuple[str, str]] = set()
     needle = f'"sender_key":"{key_text}"'
@@ -73,11 +74,7 @@ def rooms_written_by(data_dir: Path, key_text: str) -> list[tuple[str, str]]:
         ),
     }
     for folder, (query, params) in queries.items():
-        try:
-            files = sorted((data_dir / folder).glob("*.sqlite3"))
-        except OSError as exc:
-            raise KeyUseUnknown(f"cannot list {data_dir / folder}: {exc}") from exc
-        for path in files:
+        for path in _files(data_dir, folder):
             try:
                 with _db(path) as db:
                     rows = db.execute(query, params)
@@ -90,7 +87,53 @@ def rooms_written_by(data_dir: Path, key_text: str) -> list[tuple[str, str]]:
             if rooms:
                 url = _storage_url(data_dir / "index" / path.name)
                 found.update((url, room) for room in rooms)
+    if kept:
+        found.update((url, room) for url, room, _ in kept_sends(data_dir, key_text))
     return sorted(found)
+
+
+def kept_sends(data_dir: Path, key_text: str) -> list[tuple[str, str, int]]:
+    """``(storage URL or "", room id, how many)`` of the sends the app keeps in this
+    device's outboxes, unsigned, for ``key_text`` to sign (``Outbox.hold``: typed while
+    the room was still being read, and the app quit before they could be signed),
+    sorted. Only that key signs them, and the outbox is the only copy of what was typed.
+    Raises ``KeyUseUnknown`` when an outbox cannot be read."""
+    return _count_held(data_dir, "sender_key = ?", (key_text,))
+
+
+def kept_for_other_keys(data_dir: Path, user_id: str, key_text: str) -> list[tuple[str, str, int]]:
+    """As ``kept_sends``, those typed as ``user_id`` for a key other than ``key_text``
+    (the key now: they wait for one that was replaced, or lost with its key store, and
+    nothing on this device signs them unless it comes back)."""
+    return _count_held(data_dir, "user_id = ? AND sender_key != ?", (user_id, key_text))
+
+
+def _count_held(data_dir: Path, where: str, params: tuple[str, ...]) -> list[tuple[str, str, int]]:
+    counted: dict[tuple[str, str], int] = {}
+    for path in _files(data_dir, "outbox"):
+        try:
+            with _db(path) as db:
+                table = db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'held'"
+                ).fetchone()
+                if table is None:
+                    continue  # an outbox of a version that kept no sends
+                rows = db.execute(
+                    f"SELECT room_id, COUNT(*) FROM held WHERE {where} GROUP BY room_id", params
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise KeyUseUnknown(f"cannot read {path}: {exc}") from exc
+        url = _storage_url(data_dir / "index" / path.name)
+        for room, n in rows:
+            counted[(url, str(room))] = counted.get((url, str(room)), 0) + int(n)
+    return sorted((url, room, n) for (url, room), n in counted.items())
+
+
+def _files(data_dir: Path, folder: str) -> list[Path]:
+    try:
+        return sorted((data_dir / folder).glob("*.sqlite3"))
+    except OSError as exc:
+        raise KeyUseUnknown(f"cannot list {data_dir / folder}: {exc}") from exc
 
 
 def _signed_by(raw: object, key_text: str) -> bool:

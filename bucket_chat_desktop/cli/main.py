@@ -384,6 +384,7 @@ async def cmd_setup_keys(args: argparse.Namespace) -> int:
     fmt.out(f"Created a signing key for {args.user_id}, stored in {store.name}.")
     fmt.out(f"  public key:  {identity.public_key_b64}")
     fmt.out(f"  fingerprint: {identity.fingerprint}")
+    _tell_kept_for_other_keys(args.user_id, identity.public_key_b64)
     if backup is not None:
         path, opens = backup
         fmt.out(
@@ -396,31 +397,89 @@ async def cmd_setup_keys(args: argparse.Namespace) -> int:
 
 
 def _refuse_replacing_a_key_that_wrote(old: Any) -> None:
-    """``UsageError`` when ``old`` wrote in a room this device knows, or when that cannot
+    """``UsageError`` when ``old`` wrote in a room this device knows, or has messages
+    kept by the app for it to sign (``key_use.kept_sends``: the new key could not sign
+    them, and nothing would ever send or show them: red team rt92), or when that cannot
     be told: nothing is changed then."""
     try:
-        used = key_use.rooms_written_by(paths.data_dir(), old.public_key_b64)
+        used = key_use.rooms_written_by(paths.data_dir(), old.public_key_b64, kept=False)
+        kept = key_use.kept_sends(paths.data_dir(), old.public_key_b64)
     except key_use.KeyUseUnknown as exc:
         raise UsageError(
             f"not replacing the key of {old.user_id}: cannot tell where it wrote ({exc}). "
             "Nothing was changed"
         ) from exc
-    if not used:
+    if not used and not kept:
         return
+    said = f"not replacing the key of {old.user_id}: "
+    them = "it" if sum(count for _, _, count in kept) == 1 else "them"
+    if kept:
+        said += (
+            f"{_kept_count(kept)} typed in the app {_waits(kept)} on this device, not sent "
+            f"yet, for this key to sign ({_kept_where(kept)}). Only this key can sign "
+            f"{them}, and this device's outbox is the only copy: open the app and let it "
+            f"send {them} (it does once the room is read; the room must be in its list)"
+            + ("" if used else ", then run this again")
+        )
+    if used:
+        listed = ", ".join(
+            f"{room!r}" + (f" in {terminal_safe(url)}" if url else "") for url, room in used[:5]
+        )
+        more = f" and {len(used) - 5} more" if len(used) > 5 else ""
+        said += ("; and " if kept else "") + (
+            f"it wrote in {len(used)} room(s) this device knows ({terminal_safe(listed)}"
+            f"{more}). Readers would take a new key nobody introduced for someone else "
+            "writing as you and show all your messages there, old and new, as KEY CHANGED; "
+            "once this key is deleted nothing can introduce the new one. Keep this key. To "
+            "sign with another key, make it as another device (another machine, or "
+            "BUCKET_CHAT_HOME=<another folder>: setup-keys there), introduce it from here "
+            "in each room with 'bucket-chat add-device --room-id R --key <its key>' and "
+            "accept it there (accept-device)"
+        )
+    raise UsageError(said + ". Nothing was changed")
+
+
+def _kept_count(kept: list[tuple[str, str, int]]) -> str:
+    n = sum(count for _, _, count in kept)
+    return f"{n:,} message{'' if n == 1 else 's'}"
+
+
+def _waits(kept: list[tuple[str, str, int]]) -> str:
+    return "waits" if sum(count for _, _, count in kept) == 1 else "wait"
+
+
+def _kept_where(kept: list[tuple[str, str, int]]) -> str:
+    """How many of ``key_use.kept_sends`` are in which room (the first five rooms)."""
     listed = ", ".join(
-        f"{room!r}" + (f" in {terminal_safe(url)}" if url else "") for url, room in used[:5]
+        f"{count:,} in room {room!r}" + (f" in {url}" if url else "")
+        for url, room, count in kept[:5]
     )
-    more = f" and {len(used) - 5} more" if len(used) > 5 else ""
-    raise UsageError(
-        f"not replacing the key of {old.user_id}: it wrote in {len(used)} room(s) this "
-        f"device knows ({terminal_safe(listed)}{more}). Readers would take a new key nobody "
-        "introduced for someone else writing as you and show all your messages there, old "
-        "and new, as KEY CHANGED; once this key is deleted nothing can introduce the new "
-        "one. Keep this key. To sign with another key, make it as another device (another "
-        "machine, or BUCKET_CHAT_HOME=<another folder>: setup-keys there), introduce it "
-        "from here in each room with 'bucket-chat add-device --room-id R --key <its key>' "
-        "and accept it there (accept-device). Nothing was changed"
-    )
+    more = f" and {len(kept) - 5} more room(s)" if len(kept) > 5 else ""
+    return terminal_safe(listed) + more
+
+
+def _tell_kept_for_other_keys(user_id: str, key_text: str) -> None:
+    """Say which messages typed in the app as ``user_id`` wait for a key that is no longer
+    this device's (replaced, or lost with its key store before ``setup-keys`` made
+    ``key_text``): the new key cannot sign them; the app shows them with their text."""
+    try:
+        kept = key_use.kept_for_other_keys(paths.data_dir(), user_id, key_text)
+    except key_use.KeyUseUnknown as exc:
+        fmt.out(
+            f"bucket-chat: could not check this device's outboxes for messages kept unsent: {exc}",
+            file=sys.stderr,
+        )
+        return
+    if kept:
+        fmt.out(
+            f"bucket-chat: {_kept_count(kept)} typed in the app as {terminal_safe(user_id)} "
+            f"{_waits(kept)} on this device, not sent, for a key it no longer has "
+            f"({_kept_where(kept)}): "
+            "the new key cannot sign them. The app shows each in its room as not sent, with "
+            "its text, so that you can send it again; restoring the old key on this device "
+            "sends them as they are.",
+            file=sys.stderr,
+        )
 
 
 async def cmd_show_key(args: argparse.Namespace) -> int:

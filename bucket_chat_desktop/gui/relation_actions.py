@@ -376,8 +376,26 @@ class RelationActions(QObject):
             )
         return menu
 
+    def unsent_menu(self, index: Index, parent: QWidget) -> QMenu | None:
+        """The menu of a row of this device's own not sent yet ("sending", "not sent", or
+        kept unsigned: ``SendKept``), None for any other row: its text can be copied, and
+        nothing else applies to what no reader has. A message kept for a key this device
+        no longer has says to copy it and send it again (red team rt92)."""
+        if not index.isValid() or not index.data(Roles.Echo):
+            return None
+        text = str(index.data(Roles.Body) or "")
+        if not text:
+            return None
+        menu = QMenu(parent)
+        copy = menu.addAction("Copy text", lambda: QGuiApplication.clipboard().setText(text))
+        copy.setShortcut(QKeySequence.StandardKey.Copy)
+        return menu
+
     def _popup(self, target: Target, global_pos: QPoint, in_thread: bool = False) -> None:
-        self.menu = self.build_menu(target, self.window, in_thread)
+        self._open_menu(self.build_menu(target, self.window, in_thread), global_pos)
+
+    def _open_menu(self, menu: QMenu, global_pos: QPoint) -> None:
+        self.menu = menu
         self._menu_open = True
         self.menu.aboutToHide.connect(self._menu_closed)
         self.menu.popup(global_pos)
@@ -389,8 +407,13 @@ class RelationActions(QObject):
     def _context_menu(self, pos: QPoint) -> None:
         index = self.timeline.indexAt(pos)
         target = self.target_at(index)
+        where = self.timeline.viewport().mapToGlobal(pos)
         if target is not None:
-            self._popup(target, self.timeline.viewport().mapToGlobal(pos))
+            self._popup(target, where)
+            return
+        unsent = self.unsent_menu(index, self.window)
+        if unsent is not None:
+            self._open_menu(unsent, where)
 
     def _thread_menu(self, pos: QPoint) -> None:
         view = self.thread_panel.view

@@ -110,7 +110,10 @@ class SendKept:
     "sending" at once (``kept``), its row taken away once it is queued (then
     ``OutboxChanged`` shows its events) or refused (``kept`` false). ``seq`` names the
     hold; ``drafts`` are what was typed, not signed yet. ``error``: kept, but a try to
-    send it failed ("not sent yet: <why>; it will be tried again"), shown on its row."""
+    send it failed ("not sent yet: <why>; it will be tried again"), or it waits for a
+    key (or user id) this device no longer signs with ("not sent: the key that was to
+    sign it was replaced …"), shown on its row. A hold another send signed first (the
+    command line's, ``Outbox.replaced``) gives way to its events' ``OutboxChanged``."""
 
     room_id: str
     seq: int

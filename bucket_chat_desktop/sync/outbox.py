@@ -25,7 +25,9 @@ link) is kept here first, unsigned (``hold``), so what the user typed survives a
 crash meanwhile; it is signed and queued once the head is known, through the one path
 every send takes (``enqueue(held=...)``), by that send or by the next start's
 (``Publisher.resume_held``); any send signs the older holds of its room and key first, in
-its own transaction, so they go out in the order typed and each is signed once.
+its own transaction, so they go out in the order typed and each is signed once; what
+a hold became when another send (another process's) signed it is noted (``replaced``)
+for the send that kept it, which shows it as queued rather than refused.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ log = logging.getLogger("bucket_chat.sync")
 # nothing, and the user need not notice the fix and click "Not sent — click to retry"
 # (red team rt57: a file planted where a day's folder must be, moved away).
 REFUSED_RETRY = (600.0, 1200.0, 2400.0, 3600.0)
+
+REPLACED_KEPT = 86400.0
+"""Seconds the events a hold was signed as by another send are kept for the send that
+kept it (``Outbox.replaced``): that send waits seconds, not days."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS heads (
@@ -97,6 +103,12 @@ CREATE TABLE IF NOT EXISTS held (
     displayname TEXT,
     drafts TEXT NOT NULL,           -- JSON [[type, content(, parent)], ...]: not signed yet
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replaced (
+    seq INTEGER PRIMARY KEY,        -- a hold (``held.seq``) another send signed first
+    room_id TEXT NOT NULL,
+    lines TEXT NOT NULL,            -- JSON [line, ...]: the events it was signed as
+    signed REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS names (
     spec TEXT PRIMARY KEY,          -- the storage as the user wrote it (``Storage.url``)
@@ -292,9 +304,31 @@ class Outbox:
             out.append(HeldSend(seq, room, key, user, name, drafts))
         return out
 
-    def drop_held(self, seq: int) -> None:
-        """Let a hold go: its send was refused before anything was queued (and said)."""
-        self._db.execute("DELETE FROM held WHERE seq = ?", (seq,))
+    def drop_held(self, seq: int) -> bool:
+        """Let a hold go: its send was refused before anything was queued (and said).
+        False when it was gone already: another send signed it first (``replaced``
+        tells as what), and the refusal is not so."""
+        return self._db.execute("DELETE FROM held WHERE seq = ?", (seq,)).rowcount == 1
+
+    def is_held(self, seq: int) -> bool:
+        """Whether hold ``seq`` is still kept (not signed by any send yet)."""
+        return self._db.execute("SELECT 1 FROM held WHERE seq = ?", (seq,)).fetchone() is not None
+
+    def replaced(self, seq: int) -> tuple[Event, ...] | None:
+        """The events hold ``seq`` was signed as by a send that signed it first
+        (``enqueue``: the older holds of its room and key), possibly in another process
+        of this device (the command line); None when no send did so. Kept until
+        ``forget_replaced`` (the app has shown them), or ``REPLACED_KEPT`` seconds."""
+        row = self._db.execute(
+            "SELECT room_id, lines FROM replaced WHERE seq = ?", (seq,)
+        ).fetchone()
+        if row is None:
+            return None
+        return tuple(_parse_own(line, row[0]) for line in json.loads(row[1]))
+
+    def forget_replaced(self, seq: int) -> None:
+        """The app has shown what hold ``seq`` was signed as (``replaced``)."""
+        self._db.execute("DELETE FROM replaced WHERE seq = ?", (seq,))
 
     # -- enqueue ------------------------------------------------------------------------------
 
@@ -383,8 +417,15 @@ class Outbox:
                     continue
                 if seq is not None:
                     # Taken off by this transaction only (a second process meets
-                    # rowcount 0 for the one it was given, and queues nothing).
+                    # rowcount 0 for the one it was given, and queues nothing); what
+                    # it became is noted for the send that kept it (``replaced``).
                     db.execute("DELETE FROM held WHERE seq = ?", (seq,))
+                    lines = [ev.line().decode("ascii").rstrip("\n") for ev in signed]
+                    db.execute(
+                        "INSERT OR REPLACE INTO replaced (seq, room_id, lines, signed) "
+                        "VALUES (?, ?, ?, ?)",
+                        (seq, room_id, json.dumps(lines), time.time()),
+                    )
                 events.extend(signed)
                 head = signed[-1] if signed else head
                 if seq is not None and drained is not None:
@@ -392,6 +433,7 @@ class Outbox:
                 if seq is not None and older is not None:
                     older.extend(signed)
             now = time.time()
+            db.execute("DELETE FROM replaced WHERE signed < ?", (now - REPLACED_KEPT,))
             for ev in events:
                 line = ev.line().decode("ascii").rstrip("\n")
                 db.execute(
@@ -638,8 +680,9 @@ _COLUMNS = {
     "segments": "id, room_id, client_id, path, data, attempt, state, tries, next_try, "
     "last_error, permanent",
     "held": "seq, room_id, sender_key, user_id, displayname, drafts, created",
+    "replaced": "seq, room_id, lines, signed",
 }
-_SINCE = {"held"}  # tables an outbox of an older version may lack (made when opened)
+_SINCE = {"held", "replaced"}  # tables an outbox of an older version may lack (made when opened)
 _DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -786,6 +829,9 @@ def _salvage(copy: Path, box: Outbox) -> int | None:
         for *_, text, _created in rows["held"]:
             for draft in json.loads(text):
                 _draft(draft)
+        for _seq, room, lines, _signed in rows["replaced"]:
+            for line in json.loads(lines):
+                _parse_own(line, room)
     except (ValueError, TypeError):
         return None  # lines that are not this device's own events: nothing is taken
     db = box._db

@@ -183,6 +183,20 @@ def send_context(
     return settled, offers, list(reversed(scan.tips.values()))
 
 
+def _stranded(kept_as: str, user_id: str) -> str:
+    """Why a send kept for another key or user id is not sent (``resume_held``): short
+    enough for its row, the end saying how to get the text back."""
+    if kept_as != user_id:
+        return (
+            f"not sent: it was typed as {terminal_safe(kept_as)}, and this device now sends "
+            f"as {terminal_safe(user_id)}; right-click to copy its text"
+        )
+    return (
+        "not sent: the key that was to sign it was replaced on this device (restoring "
+        "that key sends it); right-click to copy its text"
+    )
+
+
 class Publisher:
     """This device's sends and the outbox's publishing (see the module's docstring). It
     keeps what the engine has said or accepted already (introductions, witnesses) and
@@ -258,17 +272,33 @@ class Publisher:
                 return await self._send(
                     room_id, user_id, signing_key, drafts, displayname, require_joined, hold
                 )
-            except Exception:
-                if held is None and hold is not None and not self._engine._closed:
+            except Exception as exc:
+                if hold is not None and not self._engine._closed:
                     # Refused, and said so: not kept. ``hold`` tells the wording below
                     # whether it still is. An engine closed under the send (its storage
                     # removed) keeps it: it goes out once the room is opened there again.
+                    # A hold gone meanwhile was signed by another send (the command
+                    # line's, in another process: ``Outbox.enqueue``): it is queued, and
+                    # saying "nothing was queued" would have it typed and sent twice.
                     made = hold
-                    await self._engine._outboxed(outbox.drop_held, made)
-                    hold = None
-                    self._engine._emit(
-                        SendKept(room_id, made, user_id, key_text, tuple(drafts), False)
-                    )
+                    if held is None:
+                        gone = not await self._engine._outboxed(outbox.drop_held, made)
+                        hold = None
+                    else:
+                        gone = not await self._engine._outboxed(outbox.is_held, made)
+                    if gone:
+                        log.info(
+                            "a message kept for room %r was signed by another send of this "
+                            "device while its own try failed (%s): it is queued",
+                            terminal_safe(room_id),
+                            exc,
+                        )
+                        await self._signed_elsewhere(room_id, made, user_id, key_text)
+                        return []
+                    if held is None:
+                        self._engine._emit(
+                            SendKept(room_id, made, user_id, key_text, tuple(drafts), False)
+                        )
                 raise
         except asyncio.CancelledError:
             # A job the closing engine's pools cancelled, not this send (a quit): said.
@@ -310,20 +340,38 @@ class Publisher:
         kept = await self._engine._outboxed(outbox.held)
         gone = set(self._shown_unsent) - {h.seq for h in kept}
         for h in kept:
-            if h.sender_key == key_text and h.user_id == user_id and h.room_id in rooms:
+            if h.room_id not in rooms:
+                continue
+            if h.sender_key == key_text and h.user_id == user_id:
                 waiting.setdefault(h.room_id, []).append(h)
                 self._engine._emit(SendKept(h.room_id, h.seq, user_id, key_text, h.drafts, True))
+            else:
+                # Kept for a key (or a user id) this device no longer signs with: never
+                # signed here unless it comes back (its key restored), yet never hidden
+                # (red team rt92: after the key was replaced, the typed text stayed in
+                # the outbox unseen for good). Its row shows the text and says why.
+                self._engine._emit(
+                    SendKept(
+                        h.room_id,
+                        h.seq,
+                        h.user_id,
+                        h.sender_key,
+                        h.drafts,
+                        True,
+                        _stranded(h.user_id, user_id),
+                    )
+                )
         for seq, room_id in sorted(self._shown_unsent.items()):
             if seq in gone and room_id in rooms:
                 del self._shown_unsent[seq]
-                self._engine._emit(SendKept(room_id, seq, user_id, key_text, (), False))
+                await self._signed_elsewhere(room_id, seq, user_id, key_text)
 
         async def room(holds: list[Any]) -> None:
             for n, h in enumerate(holds):
                 if h.seq not in {x.seq for x in await self._engine._outboxed(outbox.held)}:
                     # Signed already, by a send that came first (here or in another
                     # process of this device): its rows give way to its events' own.
-                    self._engine._emit(SendKept(h.room_id, h.seq, user_id, key_text, (), False))
+                    await self._signed_elsewhere(h.room_id, h.seq, user_id, key_text)
                     continue
                 try:
                     await self.send(
@@ -420,7 +468,11 @@ class Publisher:
                         what=self._engine.storage.describe(),
                     )
                 known, head = await self._local_head(room_id, signing_key)
-            if not known:
+            # Another process of this device (a command's send) may have learnt the head
+            # meanwhile, and recorded it: the chain continues from there, with no read
+            # of the storage (which may not answer this engine: red team rt92).
+            seeded = not known and await self._engine._outboxed(outbox.has_head, room_id, key_text)
+            if not known and not seeded:
                 client_id = client_id_for(user_id, bytes(signing_key.verify_key))
                 try:
                     segments = await answer_within(
@@ -450,7 +502,8 @@ class Publisher:
                     pool=self._engine._pool,
                 )
                 head, introducer, offered = chain.head, chain.introduced_by, list(chain.offered)
-            await self._engine._outboxed(outbox.seed_head, room_id, key_text, head)
+            if not seeded:
+                await self._engine._outboxed(outbox.seed_head, room_id, key_text, head)
         else:
             # The outbox's head is this device's own last event; another device holding
             # this key (a restored key backup) may have written after it since, and this
@@ -520,7 +573,7 @@ class Publisher:
             self._tell_refused(room_id, seq, user_id, key_text, kept, why)
         if not events:  # its hold was queued already (another process of this device)
             assert held is not None
-            self._engine._emit(SendKept(room_id, held, user_id, key_text, (), False))
+            await self._signed_elsewhere(room_id, held, user_id, key_text)
             return events
         if acceptance is not None:  # queued: not again (a refused send left it to the next)
             self._accepted.add(acceptance)
@@ -540,6 +593,33 @@ class Publisher:
         else:
             self._wake.set()
         return events
+
+    async def _signed_elsewhere(self, room_id: str, seq: int, user_id: str, key_text: str) -> None:
+        """Hold ``seq`` was signed by another send first (``Outbox.enqueue`` signs the
+        older holds of its room and key), maybe in another process of this device (the
+        command line): its rows give way to the events it was signed as
+        (``Outbox.replaced``), shown as they stand in the outbox ("sending", or "failed"
+        with the reason; one already stored stays "sending" until the room reads it, as
+        this engine's own do), never as not sent (red team rt92: the app said "nothing
+        was queued" of a message the command had queued, and it was typed again)."""
+        outbox = self._engine.outbox
+        assert outbox is not None
+        events = await self._engine._outboxed(outbox.replaced, seq)
+        if events:
+            waiting = {p.event_id: p for p in await self._engine._outboxed(outbox.pending, room_id)}
+            shown: list[tuple[str, str, list[Event]]] = []
+            for ev in events:
+                p = waiting.get(ev.event_id)
+                state = "failed" if p is not None and p.state == "failed" else "sending"
+                error = (p.error or "") if p is not None else ""
+                if shown and shown[-1][:2] == (state, error):
+                    shown[-1][2].append(ev)
+                else:
+                    shown.append((state, error, [ev]))
+            for state, error, part in shown:
+                self._engine._emit(OutboxChanged(room_id, part, state, error))
+            await self._engine._outboxed(outbox.forget_replaced, seq)
+        self._engine._emit(SendKept(room_id, seq, user_id, key_text, (), False))
 
     def _tell_refused(
         self, room_id: str, seq: int, user_id: str, key_text: str, drafts: Drafts, why: str

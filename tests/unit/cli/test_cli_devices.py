@@ -337,6 +337,122 @@ def test_a_members_message_quoting_a_key_does_not_make_that_key_one_that_wrote(
     refused(cli(ALICE, "setup-keys", "--force", device="laptop"), "wrote in")
 
 
+# -- setup-keys and the messages the app keeps for its key (red team rt92) -------------------
+
+
+def keep_in_app(
+    tmp_path: Path, store: Path, device: str, key: str, room: str, *bodies: str
+) -> Path:
+    """What the app leaves in the device's outbox of ``store`` when the person typed
+    ``bodies`` in ``room`` (first messages there, the room still being read) and quit
+    before they could be signed: one hold each, for ``key``. Returns the outbox."""
+    from bucket_chat_desktop.storage.local import LocalStorage
+    from bucket_chat_desktop.sync.device_files import outbox_file
+    from bucket_chat_desktop.sync.outbox import Outbox
+
+    data = tmp_path / "devices" / device / "data"
+    path = outbox_file(data, LocalStorage(store))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    box = Outbox(path)
+    try:
+        for body in bodies:
+            box.hold(
+                room, key, ALICE, None, [("m.room.message", {"body": body, "msgtype": "m.text"})]
+            )
+    finally:
+        box.close()
+    return path
+
+
+def kept_bodies(path: Path) -> list[str]:
+    from bucket_chat_desktop.sync.outbox import Outbox
+
+    box = Outbox(path)
+    try:
+        return [str(h.drafts[0][1]["body"]) for h in box.held()]
+    finally:
+        box.close()
+
+
+def test_replacing_a_key_the_app_kept_messages_for_is_refused_saying_how_many_and_where(
+    cli: Cli, store: Path, tmp_path: Path
+) -> None:
+    """Red team rt92, finding 1: the app keeps a first message typed while the room is
+    read, unsigned, for this device's key (``Outbox.hold``); quit before it is signed,
+    the outbox is the only copy of what was typed. ``setup-keys --force`` did not look
+    at those: it replaced the key, and nothing would ever sign or show them again. A key
+    that wrote nowhere but has messages kept for it is not replaced: the refusal says how
+    many wait in which rooms, and to let the app send them first."""
+    from bucket_chat_desktop.cli import key_use
+
+    assert cli(ALICE, "setup-keys", device="laptop").code == 0
+    old = key_of(cli, ALICE, "laptop")
+    box = keep_in_app(tmp_path, store, "laptop", old, "general", "the only copy", "and more")
+    keep_in_app(tmp_path, store, "laptop", old, "random", "elsewhere")
+    keys_before = files_of(key_dir(tmp_path, "laptop"))
+    r = cli(ALICE, "setup-keys", "--force", device="laptop")
+    refused(r, "3 messages", "2 in room 'general'", "1 in room 'random'", "open the app")
+    assert "wrote in" not in r.err, r  # it did not write: it has messages waiting
+    assert key_of(cli, ALICE, "laptop") == old
+    assert files_of(key_dir(tmp_path, "laptop")) == keys_before  # no backup, nothing
+    assert kept_bodies(box) == ["the only copy", "and more", "elsewhere"]
+    data = tmp_path / "devices" / "laptop" / "data"
+    assert [room for _, room in key_use.rooms_written_by(data, old)] == ["general", "random"]
+    assert key_use.rooms_written_by(data, old, kept=False) == []
+
+
+def test_replacing_a_key_that_wrote_and_has_a_message_kept_names_both(
+    cli: Cli, store: Path, tmp_path: Path, alice_room: str
+) -> None:
+    """Both reasons are said: the message kept for the key (one, and where), and the
+    rooms it wrote in."""
+    keep_in_app(tmp_path, store, "laptop", alice_room, "later", "typed in the app")
+    r = cli(ALICE, "setup-keys", "--force", device="laptop")
+    refused(r, "1 message typed in the app waits", "1 in room 'later'", "wrote in 1 room(s)", ROOM)
+    assert key_of(cli, ALICE, "laptop") == alice_room
+
+
+def test_a_new_key_made_after_the_old_one_was_lost_names_the_messages_kept_for_it(
+    cli: Cli, store: Path, tmp_path: Path
+) -> None:
+    """The key store lost the key (a wiped keyring, a deleted key file) while the app
+    kept a message for it: ``setup-keys`` makes a new key (nothing else can be done),
+    and says which messages the new key cannot sign, and that the app shows them; they
+    stay kept with their text (the old key, restored, sends them)."""
+    assert cli(ALICE, "setup-keys", device="laptop").code == 0
+    old = key_of(cli, ALICE, "laptop")
+    box = keep_in_app(tmp_path, store, "laptop", old, "general", "the only copy")
+    for f in key_dir(tmp_path, "laptop").iterdir():
+        f.unlink()
+    r = cli(ALICE, "setup-keys", device="laptop")
+    assert r.code == 0 and "Created a signing key" in r.out, r
+    assert key_of(cli, ALICE, "laptop") != old
+    assert "1 message typed in the app as alice@example.com waits" in r.err, r
+    assert "for a key it no longer has (1 in room 'general')" in r.err, r
+    assert "The app shows each in its room as not sent" in r.err, r
+    assert kept_bodies(box) == ["the only copy"]
+    again = cli(ALICE, "setup-keys", "--force", device="laptop")  # the new key's own
+    assert again.code == 0 and "for a key it no longer has" in again.err, again
+
+
+def test_the_kept_messages_of_an_outbox_older_than_kept_sends_are_none(
+    store: Path, tmp_path: Path
+) -> None:
+    """An outbox of a version that kept no sends has no ``held`` table: it keeps no
+    message for any key (and is no reason to refuse, nor an error)."""
+    import sqlite3
+
+    from bucket_chat_desktop.cli import key_use
+
+    path = keep_in_app(tmp_path, store, "laptop", "K", "general", "x")
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE held")
+    data = tmp_path / "devices" / "laptop" / "data"
+    assert key_use.kept_sends(data, "K") == []
+    assert key_use.kept_for_other_keys(data, ALICE, "other") == []
+    assert key_use.rooms_written_by(data, "K") == []
+
+
 def test_an_index_kept_busy_by_another_program_is_one_line_not_a_traceback(
     cli: Cli, tmp_path: Path, alice_room: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -297,9 +297,9 @@ def test_a_set_aside_finding_the_file_already_moved_does_not_fail(
 def test_a_damaged_outbox_of_a_version_before_kept_sends_is_still_read_back(
     tmp_path: Path,
 ) -> None:
-    """An outbox written by a version that kept no sends (no ``held`` table), damaged:
-    what waits in it is read back all the same (the missing table is no reason to drop
-    every message in it)."""
+    """An outbox written by a version that kept no sends (no ``held`` nor ``replaced``
+    table), damaged: what waits in it is read back all the same (the missing tables are
+    no reason to drop every message in it)."""
     store = LocalStorage(tmp_path / "store")
     data = tmp_path / "data"
     _first_run(store, data)
@@ -313,6 +313,7 @@ def test_a_damaged_outbox_of_a_version_before_kept_sends_is_still_read_back(
     asyncio.run(queue_offline())
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute("DROP TABLE held")
+        db.execute("DROP TABLE replaced")
     _break_an_index_page(path)
     box, set_aside = open_outbox(path, store.describe())
     try:

@@ -259,6 +259,55 @@ def test_a_send_kept_is_resumed_only_for_its_rooms_user_and_key(tmp_path: Path) 
         box.close()
 
 
+def test_a_send_kept_for_a_key_this_device_no_longer_has_is_shown_not_sent_with_its_text(
+    tmp_path: Path,
+) -> None:
+    """Red team rt92, finding 1: a send kept for a key that was replaced since (or lost
+    with its key store) was skipped by every resume, unseen for good: the typed text
+    only in the outbox. Each start shows it in its room, "not sent" with why and with
+    its text, and keeps it (the old key restored sends it); nothing signs it with the
+    key now, nor holds the room's sends back. One typed as another user id is shown so
+    too; one of a room not followed is not (its room is not shown)."""
+    store = GatedStorage(tmp_path / "store")
+    a_room_with_history(store)
+    old_key = b64encode(bytes(key(9).verify_key))
+    box = Outbox(tmp_path / "outbox.sqlite")
+    box.hold(ROOM, old_key, ALICE, None, text("typed before the key was replaced"))
+    box.hold(ROOM, ALICE_KEY, "mallory@example.com", None, text("typed as another id"))
+    box.hold("room-left", old_key, ALICE, None, text("left"))
+    said: list[EngineEvent] = []
+
+    async def go() -> None:
+        engine = SyncEngine(store, outbox=box, config=QUIET, listener=said.append)
+        try:
+            await engine._publisher.resume_held(ALICE, key(1), {ROOM})
+            await engine.send(ROOM, ALICE, key(1), text("typed now"), keep=True)
+            assert await engine.flush(timeout=10)
+        finally:
+            await engine.close()
+
+    try:
+        run(go())
+        assert [h.seq for h in box.held()] == [1, 2, 3]  # kept, text and all
+    finally:
+        box.close()
+    kept = [e for e in said if isinstance(e, SendKept) and e.seq < 4]  # 4: "typed now"
+    assert [(e.seq, e.kept, e.sender_id, e.sender_key) for e in kept] == [
+        (1, True, ALICE, old_key),
+        (2, True, "mallory@example.com", ALICE_KEY),
+    ]
+    assert kept[0].drafts == tuple(text("typed before the key was replaced"))
+    assert kept[0].error == (
+        "not sent: the key that was to sign it was replaced on this device (restoring "
+        "that key sends it); right-click to copy its text"
+    )
+    assert kept[1].error == (
+        "not sent: it was typed as mallory@example.com, and this device now sends as "
+        "alice@example.com; right-click to copy its text"
+    )
+    assert_linear_and_verified(store, ["one", "hi", "two", "typed now"])
+
+
 def test_a_send_kept_for_a_room_not_followed_goes_out_once_it_is_joined_again(
     tmp_path: Path,
 ) -> None:

@@ -26,7 +26,7 @@ from bucket_chat_desktop.protocol.segment import (
     path_for,
 )
 from bucket_chat_desktop.protocol.signing import build_event
-from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.outbox import REPLACED_KEPT, Outbox
 
 ROOM = "room-1"
 USER = "alice@example.com"
@@ -516,3 +516,46 @@ def test_a_hold_is_taken_off_by_the_enqueue_that_signs_it(box: Outbox) -> None:
     assert pending_events(box) == events
     assert [e.body for e in enqueue(box, "next")] == ["next"]  # the head is where it was
     assert_one_chain(pending_events(box))
+
+
+def test_what_a_send_signed_an_older_hold_as_is_noted_for_the_send_that_kept_it(
+    path: Path, box: Outbox
+) -> None:
+    """Red team rt92: a command's send signs the app's older hold first, in its own
+    process; the app's send that kept it must learn it was queued, and as what
+    (``replaced``), not only that it is gone: ``drop_held`` says it was gone, and
+    ``replaced`` gives the events it was signed as, through the file, until forgotten."""
+    k = key(1)
+    seq = box.hold(ROOM, key_text(k), USER, None, texts("typed in the app"))
+    command = Outbox(path)  # another connection to the same file: another process
+    try:
+        drained: list[int] = []
+        own = enqueue(command, "typed in the terminal", drained=drained)
+    finally:
+        command.close()
+    assert drained == [seq] and [e.body for e in own] == [
+        None,
+        "typed in the app",
+        "typed in the terminal",
+    ]
+    assert not box.is_held(seq)
+    assert box.drop_held(seq) is False  # gone: not this send's to refuse
+    signed = box.replaced(seq)
+    assert signed is not None and [e.body for e in signed] == [None, "typed in the app"]
+    assert [e.event_id for e in signed] == [e.event_id for e in own[:2]]
+    box.forget_replaced(seq)
+    assert box.replaced(seq) is None
+    other = box.hold(ROOM, key_text(k), USER, None, texts("refused"))
+    assert box.replaced(other) is None and box.drop_held(other) is True  # never signed
+
+
+def test_what_an_older_hold_was_signed_as_is_let_go_a_day_later(box: Outbox) -> None:
+    """The note (``replaced``) is for a send that waits seconds: one nobody took is let
+    go by a later send after ``REPLACED_KEPT``, not kept (with the text) for ever."""
+    k = key(1)
+    seq = box.hold(ROOM, key_text(k), USER, None, texts("kept"))
+    enqueue(box, "first")
+    assert box.replaced(seq) is not None
+    box._db.execute("UPDATE replaced SET signed = signed - ?", (REPLACED_KEPT + 1,))
+    enqueue(box, "second")
+    assert box.replaced(seq) is None
