@@ -70,9 +70,12 @@ def new_room_id(name: str, suffix: str) -> str:
 
 
 def room_id_folded(room_id: str) -> str:
-    """The form under which two room ids name the same folder on a file system that
-    ignores case (Windows, macOS by default): ASCII case folded."""
-    return room_id.lower()
+    """The form under which two room ids name the same folder on some file system: ASCII
+    case folded (Windows, macOS by default, ignore case) and trailing dots dropped
+    (Windows drops them, and trailing spaces, from every name: ``team.`` and ``TEAM.``
+    are the folder ``team`` there). Both ways round: ``team`` beside an existing
+    ``team.`` shares its folder as much as ``team.`` beside ``team`` (red team rt93)."""
+    return room_id.rstrip(". ").lower()
 
 
 def check_new_room_id(room_id: str, existing: Iterable[str] = ()) -> str:
@@ -82,8 +85,9 @@ def check_new_room_id(room_id: str, existing: Iterable[str] = ()) -> str:
     room's id must be one folder on every file system a shared folder can live on:
     it does not end with ``.`` (Windows drops a trailing dot, so ``team.`` is ``team``),
     its part before the first ``.`` is no Windows device name (``con``, ``nul.x``,
-    ``com1`` ...), and it differs from each ``existing`` room id by more than case
-    (``Team`` and ``team`` are one folder on Windows and macOS).
+    ``com1`` ...), and it differs from each ``existing`` room id by more than case and
+    trailing dots (``room_id_folded``: ``Team`` and ``team`` are one folder on Windows
+    and macOS, ``team`` and a room ``team.`` someone else made one folder on Windows).
     """
     check_room_id(room_id)
     if room_id.endswith("."):
@@ -98,11 +102,18 @@ def check_new_room_id(room_id: str, existing: Iterable[str] = ()) -> str:
         )
     folded = room_id_folded(room_id)
     for other in existing:
-        if other != room_id and room_id_folded(other) == folded:
+        if other == room_id or room_id_folded(other) != folded:
+            continue
+        if other.lower() == room_id.lower():
             raise InvalidRoomIdError(
                 f"room id {room_id!r} differs from the existing room {other!r} only in case; "
                 "on Windows and macOS both would be one folder"
             )
+        raise InvalidRoomIdError(
+            f"room id {room_id!r} would share a folder with the existing room {other!r} on "
+            "Windows, which drops the dots at the end of a folder's name and ignores case; "
+            "choose another id"
+        )
     return room_id
 
 

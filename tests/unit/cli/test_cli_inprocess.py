@@ -455,6 +455,23 @@ def test_create_room_twice_is_an_error(cli: Cli, room: str) -> None:
     assert_usage_error(r, "already exists")
 
 
+@pytest.mark.parametrize("planted", ["team.", "TEAM."])
+def test_create_room_refuses_an_id_whose_folder_a_room_with_a_trailing_dot_holds_on_windows(
+    cli: Cli, store: Path, planted: str
+) -> None:
+    """Red team rt93: a member's room ``team.`` (made by a writer that skips the create
+    rules, or written into the folder by hand) and ``team`` are one folder on Windows:
+    one metadata object, two rooms' segments in one ``logs/``."""
+    assert cli("setup-keys", "--user-id", "mallory@example.com").code == 0
+    made = cli("create-room", "--room-id", "m", "--name", "M", "--user-id", "mallory@example.com")
+    assert made.code == 0, made
+    (store / "rooms" / "m").rename(store / "rooms" / planted)
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    r = cli("create-room", "--room-id", "team", "--name", "Team", "--user-id", ALICE)
+    assert_usage_error(r, f"existing room {planted!r} on Windows", "choose another id")
+    assert sorted(p.name for p in (store / "rooms").iterdir()) == [planted]
+
+
 def test_version(cli: Cli) -> None:
     r = cli("version", storage=False)
     assert r.code == 0 and r.out.startswith("bucket-chat ")

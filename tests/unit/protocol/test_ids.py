@@ -265,6 +265,26 @@ def test_a_new_room_id_differing_from_an_existing_one_only_in_case_is_refused() 
     assert ids.check_new_room_id("team", ["team"]) == "team"  # the same room: the writer says so
 
 
+@pytest.mark.parametrize("existing", ["team.", "TEAM.", "team..", "Team."])
+def test_a_new_room_id_windows_folds_onto_an_existing_one_with_trailing_dots_is_refused(
+    existing: str,
+) -> None:
+    """Red team rt93: readers accept a member's room ``team.``; on Windows, which drops
+    a name's trailing dots, ``team`` is its folder. The rule held only one way round."""
+    with pytest.raises(
+        InvalidRoomIdError, match=re.escape(f"existing room {existing!r} on Windows")
+    ):
+        ids.check_new_room_id("team", ["general", existing])
+
+
+def test_room_ids_fold_as_windows_folds_folder_names() -> None:
+    assert ids.room_id_folded("Team..") == ids.room_id_folded("team") == "team"
+    # only the end: dots within an id are part of the folder's name everywhere
+    assert ids.room_id_folded("a.b") != ids.room_id_folded("a..b")
+    assert ids.check_new_room_id("a.b", ["a..b", "ab.", "a.b-2."]) == "a.b"
+    assert ids.check_new_room_id("team-2", ["team.", "team"]) == "team-2"
+
+
 def test_readers_still_accept_ids_a_creator_may_not_use() -> None:
     """Rooms others made under such ids stay readable (PROTOCOL.md 2.1)."""
     for room_id in ("team.", "CON", "nul.txt"):
