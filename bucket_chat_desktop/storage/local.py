@@ -38,8 +38,10 @@ import os
 import queue
 import secrets
 import stat
+import sys
 import threading
 import time
+import unicodedata
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -257,12 +259,23 @@ def folder_identity(root: str | os.PathLike[str]) -> str:
     that does not exist yet is kept as written), and its case folded where the file system
     ignores case (Windows always; elsewhere when the volume does: ``_ignores_case``). The
     same folder written as ``store``, ``link-to-store``, ``../x/store`` or ``STORE`` has
-    one identity (``Storage.identity``)."""
+    one identity (``Storage.identity``).
+
+    Outside Windows, a volume that ignores case ignores how a name's accents are encoded
+    too (APFS, HFS+, ext4 ``casefold``), and every macOS volume does, whatever its case
+    mode: ``Café`` typed (NFC, one code point for the ``é``) and the same folder picked in
+    a file dialog or made by the Finder (NFD, ``e`` and a combining accent) are one
+    folder, and had two identities, two outboxes, and the device forked its own chain
+    (red team rt93). There the path is NFC-normalised as well. ``realpath`` keeps the
+    form as written, and NTFS keeps the two forms apart (so does a Linux folder that
+    minds case: two folders, two storages)."""
     real = os.path.realpath(Path(root).expanduser())
     if os.name == "nt":
         return os.path.normcase(real)
     if _ignores_case(real):
-        return real.lower()
+        return unicodedata.normalize("NFC", real).lower()
+    if sys.platform == "darwin":
+        return unicodedata.normalize("NFC", real)
     return real
 
 
