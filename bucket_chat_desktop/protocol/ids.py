@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -258,6 +259,20 @@ def parse_segment_path(path: str) -> SegmentName | None:
     if m is None:
         return None
     return SegmentName(path, room_id, date, int(m.group(1)), int(m.group(2)), m.group(3))
+
+
+def place_order(path: str, line: int) -> tuple[str, str, int]:
+    """The key of an object ``path``'s line ``line`` in (object path, line) order,
+    PROTOCOL.md section 2.3: the path NFC-normalised, then the path as listed, by code
+    point, then the line.
+
+    Segment names are not stable across systems: macOS HFS+ lists every name decomposed
+    (NFD: ``e`` and a combining accent), where Linux and buckets keep what was written
+    (NFC: ``é``, which sorts after ``f``; ``e`` sorts before it). Compared as listed, the
+    order decided which of a member's two signed copies of one event id a Linux and a
+    Mac reader showed, so they showed different text for one message (red team rt93).
+    An ASCII path is its own NFC form (a flag, not a pass over it)."""
+    return (path if path.isascii() else unicodedata.normalize("NFC", path)), path, line
 
 
 def is_day_folder(name: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -283,6 +284,20 @@ def test_room_ids_fold_as_windows_folds_folder_names() -> None:
     assert ids.room_id_folded("a.b") != ids.room_id_folded("a..b")
     assert ids.check_new_room_id("a.b", ["a..b", "ab.", "a.b-2."]) == "a.b"
     assert ids.check_new_room_id("team-2", ["team.", "team"]) == "team-2"
+
+
+def test_places_order_by_the_nfc_form_of_the_path_then_the_path_then_the_line() -> None:
+    """PROTOCOL.md section 2.3 (red team rt93)."""
+    nfc, nfd = (
+        unicodedata.normalize(form, "logs/messages_1_1_\u00e9.jsonl") for form in ("NFC", "NFD")
+    )
+    f = "logs/messages_1_1_f.jsonl"
+    assert nfd < f < nfc  # by code point alone, each form sorts elsewhere
+    assert ids.place_order(nfd, 1) > ids.place_order(f, 9) < ids.place_order(nfc, 1)
+    # one name in two forms (two objects where a folder keeps both): the path as listed
+    assert ids.place_order(nfd, 2) < ids.place_order(nfc, 1)
+    assert ids.place_order(nfc, 1) < ids.place_order(nfc, 2)
+    assert ids.place_order(f, 3) == (f, f, 3)
 
 
 def test_readers_still_accept_ids_a_creator_may_not_use() -> None:
