@@ -693,6 +693,36 @@ class LocalStorage(Storage):
             return False
         return stat.S_ISREG(st.st_mode) and abs(time.time() - st.st_mtime) < WRITE_SETTLE
 
+    async def spelled_as_stored(self, path: str) -> bool:
+        """Whether ``path``'s folder holds an entry named exactly as ``path`` ends (see
+        ``Storage.spelled_as_stored``). Asked of the folder's entries on every volume,
+        not only where the volume is known to fold names: a case-folding ext4 folder, a
+        share, can sit below a root that does not. One pass over the folder's names
+        (no ``stat`` of each), done only for a name no listing gave."""
+        return await self._within(
+            lambda: self._spelled_as_stored(path),
+            f"cannot check {self._fs_path(path)}",
+            _into(path),
+        )
+
+    def _spelled_as_stored(self, path: str) -> bool:
+        parts = check_object_path(path).split("/")
+        name = parts[-1]
+        try:
+            with self._folder(parts[:-1], create=False, doing="cannot check") as folder:
+                if folder is None:
+                    return False
+                with os.scandir(folder) as entries:
+                    return any(entry.name == name for entry in entries)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except NotRegularFileError as exc:
+            if exc.kind == "file":  # a plain object where a folder would be: no such object
+                return False
+            raise
+        except OSError as exc:
+            raise self._error(exc, f"cannot check {self._fs_path(path)}") from exc
+
     async def exists(self, path: str) -> bool:
         return await self._within(
             lambda: self._exists(path), f"cannot check {self._fs_path(path)}", _into(path)
