@@ -261,14 +261,17 @@ def folder_identity(root: str | os.PathLike[str]) -> str:
     same folder written as ``store``, ``link-to-store``, ``../x/store`` or ``STORE`` has
     one identity (``Storage.identity``).
 
-    Outside Windows, a volume that ignores case ignores how a name's accents are encoded
-    too (APFS, HFS+, ext4 ``casefold``), and every macOS volume does, whatever its case
-    mode: ``Café`` typed (NFC, one code point for the ``é``) and the same folder picked in
-    a file dialog or made by the Finder (NFD, ``e`` and a combining accent) are one
-    folder, and had two identities, two outboxes, and the device forked its own chain
-    (red team rt93). There the path is NFC-normalised as well. ``realpath`` keeps the
-    form as written, and NTFS keeps the two forms apart (so does a Linux folder that
-    minds case: two folders, two storages)."""
+    Every macOS volume ignores how a name's accents are encoded, whatever its case mode,
+    and so do most others that ignore case outside Windows (ext4 ``casefold``): ``Café``
+    typed (NFC, one code point for the ``é``) and the same folder picked in a file
+    dialog or made by the Finder (NFD, ``e`` and a combining accent) are one folder, and
+    had two identities, two outboxes, and the device forked its own chain (red team
+    rt93). There the path is NFC-normalised as well (``realpath`` keeps the form as
+    written). NTFS keeps the two forms apart, and so does a Linux folder that minds
+    case: two folders, two storages. A FAT drive or an NTFS share seen from Linux or a
+    Mac ignores case but not the form; two folders there whose names differ only in
+    how an accent is encoded would share one identity (nothing makes such a pair but a
+    program that means to)."""
     real = os.path.realpath(Path(root).expanduser())
     if os.name == "nt":
         return os.path.normcase(real)
