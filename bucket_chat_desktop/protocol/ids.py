@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -70,9 +71,12 @@ def new_room_id(name: str, suffix: str) -> str:
 
 
 def room_id_folded(room_id: str) -> str:
-    """The form under which two room ids name the same folder on a file system that
-    ignores case (Windows, macOS by default): ASCII case folded."""
-    return room_id.lower()
+    """The form under which two room ids name the same folder on some file system: ASCII
+    case folded (Windows, macOS by default, ignore case) and trailing dots dropped
+    (Windows drops them, and trailing spaces, from every name: ``team.`` and ``TEAM.``
+    are the folder ``team`` there). Both ways round: ``team`` beside an existing
+    ``team.`` shares its folder as much as ``team.`` beside ``team`` (red team rt93)."""
+    return room_id.rstrip(". ").lower()
 
 
 def check_new_room_id(room_id: str, existing: Iterable[str] = ()) -> str:
@@ -82,8 +86,9 @@ def check_new_room_id(room_id: str, existing: Iterable[str] = ()) -> str:
     room's id must be one folder on every file system a shared folder can live on:
     it does not end with ``.`` (Windows drops a trailing dot, so ``team.`` is ``team``),
     its part before the first ``.`` is no Windows device name (``con``, ``nul.x``,
-    ``com1`` ...), and it differs from each ``existing`` room id by more than case
-    (``Team`` and ``team`` are one folder on Windows and macOS).
+    ``com1`` ...), and it differs from each ``existing`` room id by more than case and
+    trailing dots (``room_id_folded``: ``Team`` and ``team`` are one folder on Windows
+    and macOS, ``team`` and a room ``team.`` someone else made one folder on Windows).
     """
     check_room_id(room_id)
     if room_id.endswith("."):
@@ -98,11 +103,18 @@ def check_new_room_id(room_id: str, existing: Iterable[str] = ()) -> str:
         )
     folded = room_id_folded(room_id)
     for other in existing:
-        if other != room_id and room_id_folded(other) == folded:
+        if other == room_id or room_id_folded(other) != folded:
+            continue
+        if other.lower() == room_id.lower():
             raise InvalidRoomIdError(
                 f"room id {room_id!r} differs from the existing room {other!r} only in case; "
                 "on Windows and macOS both would be one folder"
             )
+        raise InvalidRoomIdError(
+            f"room id {room_id!r} would share a folder with the existing room {other!r} on "
+            "Windows, which drops the dots at the end of a folder's name and ignores case; "
+            "choose another id"
+        )
     return room_id
 
 
@@ -247,6 +259,20 @@ def parse_segment_path(path: str) -> SegmentName | None:
     if m is None:
         return None
     return SegmentName(path, room_id, date, int(m.group(1)), int(m.group(2)), m.group(3))
+
+
+def place_order(path: str, line: int) -> tuple[str, str, int]:
+    """The key of an object ``path``'s line ``line`` in (object path, line) order,
+    PROTOCOL.md section 2.3: the path NFC-normalised, then the path as listed, by code
+    point, then the line.
+
+    Segment names are not stable across systems: macOS HFS+ lists every name decomposed
+    (NFD: ``e`` and a combining accent), where Linux and buckets keep what was written
+    (NFC: ``é``, which sorts after ``f``; ``e`` sorts before it). Compared as listed, the
+    order decided which of a member's two signed copies of one event id a Linux and a
+    Mac reader showed, so they showed different text for one message (red team rt93).
+    An ASCII path is its own NFC form (a flag, not a pass over it)."""
+    return (path if path.isascii() else unicodedata.normalize("NFC", path)), path, line
 
 
 def is_day_folder(name: str) -> bool:

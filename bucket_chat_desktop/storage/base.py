@@ -395,6 +395,20 @@ class Storage(abc.ABC):
         ``UnreadableObjectError``: retrying will not help, report it.
         """
 
+    async def spelled_as_stored(self, path: str) -> bool:
+        """Whether a read of ``path`` can only open an object stored under exactly that
+        name, code point for code point: asked before a name that no listing gave (an
+        activity marker's, a change notice's) is read as that object.
+
+        An object store compares names exactly: True, without a request (the read finds
+        that object or none). A folder on a volume that ignores case, or how accented
+        letters are encoded (Windows, macOS; FAT drives and SMB shares anywhere), opens
+        ``…_alice.jsonl`` when ``…_ALICE.jsonl`` is read: what it read would be kept
+        under a name that no listing shows, and the next listing took it for a segment
+        removed from storage (red team rt93). ``LocalStorage`` says False then, and when
+        nothing is stored under the name."""
+        return True
+
     async def written_lately(self, path: str) -> bool:
         """Whether another program may still be writing ``path``: a folder shows a file
         as soon as its writer creates it, before its bytes are all there (the reference

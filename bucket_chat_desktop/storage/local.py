@@ -38,8 +38,10 @@ import os
 import queue
 import secrets
 import stat
+import sys
 import threading
 import time
+import unicodedata
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -257,12 +259,26 @@ def folder_identity(root: str | os.PathLike[str]) -> str:
     that does not exist yet is kept as written), and its case folded where the file system
     ignores case (Windows always; elsewhere when the volume does: ``_ignores_case``). The
     same folder written as ``store``, ``link-to-store``, ``../x/store`` or ``STORE`` has
-    one identity (``Storage.identity``)."""
+    one identity (``Storage.identity``).
+
+    Every macOS volume ignores how a name's accents are encoded, whatever its case mode,
+    and so do most others that ignore case outside Windows (ext4 ``casefold``): ``Café``
+    typed (NFC, one code point for the ``é``) and the same folder picked in a file
+    dialog or made by the Finder (NFD, ``e`` and a combining accent) are one folder, and
+    had two identities, two outboxes, and the device forked its own chain (red team
+    rt93). There the path is NFC-normalised as well (``realpath`` keeps the form as
+    written). NTFS keeps the two forms apart, and so does a Linux folder that minds
+    case: two folders, two storages. A FAT drive or an NTFS share seen from Linux or a
+    Mac ignores case but not the form; two folders there whose names differ only in
+    how an accent is encoded would share one identity (nothing makes such a pair but a
+    program that means to)."""
     real = os.path.realpath(Path(root).expanduser())
     if os.name == "nt":
         return os.path.normcase(real)
     if _ignores_case(real):
-        return real.lower()
+        return unicodedata.normalize("NFC", real).lower()
+    if sys.platform == "darwin":
+        return unicodedata.normalize("NFC", real)
     return real
 
 
@@ -679,6 +695,36 @@ class LocalStorage(Storage):
         except (OSError, StorageError):
             return False
         return stat.S_ISREG(st.st_mode) and abs(time.time() - st.st_mtime) < WRITE_SETTLE
+
+    async def spelled_as_stored(self, path: str) -> bool:
+        """Whether ``path``'s folder holds an entry named exactly as ``path`` ends (see
+        ``Storage.spelled_as_stored``). Asked of the folder's entries on every volume,
+        not only where the volume is known to fold names: a case-folding ext4 folder, a
+        share, can sit below a root that does not. One pass over the folder's names
+        (no ``stat`` of each), done only for a name no listing gave."""
+        return await self._within(
+            lambda: self._spelled_as_stored(path),
+            f"cannot check {self._fs_path(path)}",
+            _into(path),
+        )
+
+    def _spelled_as_stored(self, path: str) -> bool:
+        parts = check_object_path(path).split("/")
+        name = parts[-1]
+        try:
+            with self._folder(parts[:-1], create=False, doing="cannot check") as folder:
+                if folder is None:
+                    return False
+                with os.scandir(folder) as entries:
+                    return any(entry.name == name for entry in entries)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except NotRegularFileError as exc:
+            if exc.kind == "file":  # a plain object where a folder would be: no such object
+                return False
+            raise
+        except OSError as exc:
+            raise self._error(exc, f"cannot check {self._fs_path(path)}") from exc
 
     async def exists(self, path: str) -> bool:
         return await self._within(

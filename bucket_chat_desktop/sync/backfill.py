@@ -635,6 +635,16 @@ class Backfill:
         cap = item.size if listed else MAX_SEGMENT_BYTES
         self._engine.requests += 1
         try:
+            if hint and not await self._engine.storage.spelled_as_stored(item.path):
+                # A folder that ignores case or how accents are encoded would open the
+                # segment stored as ``…_alice…`` for a marker's ``…_ALICE…``: kept under
+                # the marker's spelling, the next listing (the real one only) took it for
+                # an honest segment removed from storage, a lasting ERROR against its
+                # writer (red team rt93). Not read: the listing reads it as it is named.
+                log.info(
+                    "ignoring a hint at %s: no object is stored under that exact name", item.path
+                )
+                return None
             data = await self._engine.storage.get(item.path, max_bytes=cap)
             if segment_named and unfinished(data):  # or still being written?
                 data = await read_once_written(

@@ -8,7 +8,9 @@ the markers only every ``feed_check`` seconds; when the feed fails it polls, and
 the feed again after a backoff. A local folder is watched (watchdog): a file that was
 closed or linked there is read at once, and the folder is rescanned now and then.
 Whatever the source, a named segment is only a hint: ``fetch_segment`` reads and checks
-it like a listed one (``backfill.py``) and hands it to the ``RoomKeeper``. Every room
+it like a listed one (``backfill.py``) and hands it to the ``RoomKeeper``, if an object is
+stored under exactly that name (``Storage.spelled_as_stored``: a folder that ignores case
+would open another spelling's file, red team rt93). Every room
 read completely is also listed again now and then (``refresh``: the safety net for
 markers that never came).
 

@@ -286,6 +286,9 @@ class WatchedStorage(Storage):
     async def written_lately(self, path: str) -> bool:
         return await self._timed(self.inner.written_lately(path))
 
+    async def spelled_as_stored(self, path: str) -> bool:
+        return await self._timed(self.inner.spelled_as_stored(path))
+
     async def remove_probe(self, path: str) -> None:
         await self._timed(self.inner.remove_probe(path))
 

@@ -97,3 +97,25 @@ def test_an_id_the_storage_holds_is_said_and_a_free_one_offered(
     # one folder on Windows and macOS: the same id but for case is taken too
     dialog.room_id.setText("GENERAL")
     assert not _create(dialog).isEnabled() and "only in case" in dialog.problem.text()
+
+
+def test_an_id_whose_folder_a_room_with_a_trailing_dot_holds_on_windows_is_refused(
+    qtbot: Any, qloop: Any, tmp_path: Path
+) -> None:
+    """Red team rt93: a member's room ``general.`` is the folder ``general`` on Windows
+    (which drops a name's trailing dots): the dialog says so before Create is pressed,
+    as the storage would refuse it (tests/unit/cli/test_cli_inprocess.py)."""
+    store = tmp_path / "share"
+    store.mkdir()
+    writer = RoomWriter(LocalStorage(store), "general.", *MALLORY, displayname="Mallory")
+    wait_for(qtbot, writer.send([Draft.text("Welcome!")]))
+    dialog = _dialog(qtbot, store)
+    assert dialog.taken == ["general."]
+    QTest.keyClicks(dialog.name, "General")
+    dialog.room_id.clear()
+    QTest.keyClicks(dialog.room_id, "general")
+    said = dialog.problem.text()
+    assert "would share a folder with the existing room 'general.' on Windows" in said, said
+    assert not _create(dialog).isEnabled()
+    dialog.room_id.setText("general-2")
+    assert _create(dialog).isEnabled() and dialog.problem.text() == ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,12 +14,15 @@ import pytest
 from cli_run import Result, run_main
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.protocol.signing import public_key_text
+from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.protocol.ids import utc_date
+from bucket_chat_desktop.protocol.signing import build_event, public_key_text
 from bucket_chat_desktop.storage.local import TEMP_PREFIX
 
 PASSPHRASE = "correct horse battery staple"
 ALICE = "alice@example.com"
 ROOM = "room-1"
+T0 = 1757851245000  # 2025-09-14T12:00:45.000Z
 
 
 Cli = Callable[..., Result]
@@ -455,6 +459,23 @@ def test_create_room_twice_is_an_error(cli: Cli, room: str) -> None:
     assert_usage_error(r, "already exists")
 
 
+@pytest.mark.parametrize("planted", ["team.", "TEAM."])
+def test_create_room_refuses_an_id_whose_folder_a_room_with_a_trailing_dot_holds_on_windows(
+    cli: Cli, store: Path, planted: str
+) -> None:
+    """Red team rt93: a member's room ``team.`` (made by a writer that skips the create
+    rules, or written into the folder by hand) and ``team`` are one folder on Windows:
+    one metadata object, two rooms' segments in one ``logs/``."""
+    assert cli("setup-keys", "--user-id", "mallory@example.com").code == 0
+    made = cli("create-room", "--room-id", "m", "--name", "M", "--user-id", "mallory@example.com")
+    assert made.code == 0, made
+    (store / "rooms" / "m").rename(store / "rooms" / planted)
+    assert cli("setup-keys", "--user-id", ALICE).code == 0
+    r = cli("create-room", "--room-id", "team", "--name", "Team", "--user-id", ALICE)
+    assert_usage_error(r, f"existing room {planted!r} on Windows", "choose another id")
+    assert sorted(p.name for p in (store / "rooms").iterdir()) == [planted]
+
+
 def test_version(cli: Cli) -> None:
     r = cli("version", storage=False)
     assert r.code == 0 and r.out.startswith("bucket-chat ")
@@ -632,6 +653,41 @@ def test_a_command_suggested_for_a_room_id_beginning_with_a_dash_runs(
     assert suggested == "verify --room-id=-dash", r
     r = cli(*suggested.split())
     assert r.code == 1 and "NOT CLEAN" in r.out, r  # the audit, not a usage error
+
+
+def test_history_of_one_folder_shows_the_same_copy_on_linux_and_on_a_mac(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Red team rt93: eve signs "I owe Alice $100" and "I owe Alice $1000" under one
+    event id, in segments ``…_é-eve`` and ``…_f-eve``. The same folder as a Linux client
+    lists it (names as written, NFC) and as a Mac on HFS+ lists it (NFD) showed another
+    amount, each marked [verified]: the copy shown was the first by path, as listed."""
+    eve = SigningKey(b"\x05" * 32)
+    copies = [
+        build_event(
+            room_id=ROOM,
+            sender_id="eve@example.com",
+            event_type=MESSAGE,
+            content={"body": body, "msgtype": "m.text"},
+            timestamp_ms=T0,
+            unique="0000abcd-0000-4000-8000-00000000abcd",
+            prev_event_hash=None,
+            signing_key=eve,
+        )
+        for body in ("I owe Alice $100", "I owe Alice $1000")
+    ]
+    shown = {}
+    for form in ("NFC", "NFD"):
+        store = tmp_path / form
+        day = store / "rooms" / ROOM / "logs" / utc_date(T0)
+        day.mkdir(parents=True)
+        for client, ev in zip(
+            (unicodedata.normalize(form, "\u00e9-eve"), "f-eve"), copies, strict=True
+        ):
+            (day / f"messages_{T0}_{T0}_{client}.jsonl").write_bytes(ev.line())
+        r = run_main(capsys, ["-s", str(store), "history", "--room-id", ROOM])
+        shown[form] = [line.split("  ", 1)[1] for line in r.out.splitlines() if "I owe" in line]
+    assert shown["NFC"] == shown["NFD"] == ["eve@example.com  [verified]  I owe Alice $1000"], shown
 
 
 def test_history_says_why_rows_with_good_signatures_are_unverified(

@@ -7,16 +7,20 @@ member who planted an identical copy of someone's event decided which."""
 
 from __future__ import annotations
 
+import functools
 import itertools
+import unicodedata
 from typing import Any
 
 import pytest
 
 from bucket_chat_desktop.protocol.audit import AuditResult, RoomLedger, prepare_segment
 from bucket_chat_desktop.protocol.event import MESSAGE, Event
+from bucket_chat_desktop.protocol.ids import utc_date
+from bucket_chat_desktop.protocol.segment import encode_segment
 from bucket_chat_desktop.protocol.signing import build_event
 
-from ._support import ROOM, T0, Device, alice, bob, named_path, seg
+from ._support import ROOM, T0, Device, alice, audit, bob, kinds, named_path, seg
 
 
 def under(device: Device, taken: Event, body: str) -> Event:
@@ -174,3 +178,103 @@ def test_each_of_many_distinct_copies_keeps_its_first_place() -> None:
         assert f"also at {low[0]}:2, {low[0]}:3," in replay.message
         assert high[0] not in replay.message
         assert [(r.path, r.line) for r in backwards.timeline] == [(low[0], 1)]
+
+
+# -- one order on every system (red team rt93) --------------------------------------------------
+#
+# Segment names are not the same text on every system: macOS HFS+ lists each name
+# decomposed (NFD), where Linux and buckets keep what was written (NFC). Readers accept a
+# non-ASCII client part (PROTOCOL.md section 2.2). In NFC ``é`` (U+00E9) sorts after
+# ``f``; in NFD (``e`` + U+0301) before it. The (path, line) order compares the NFC form
+# first (section 2.3), so a Linux and a Mac reader of one folder use the same copies and
+# show the same rows in the same order.
+
+
+def at(client: str, form: str) -> str:
+    """A segment named with ``client`` as a system lists it: as written (``NFC``) or
+    decomposed (``NFD``, HFS+)."""
+    name = unicodedata.normalize(form, client)
+    return f"rooms/{ROOM}/logs/{utc_date(T0)}/messages_{T0}_{T0}_{name}.jsonl"
+
+
+def on_each_system(
+    segments: list[tuple[str, bytes]],
+) -> tuple[AuditResult, AuditResult]:
+    """The audits of ``segments`` (clients named, not paths) on Linux and on a Mac."""
+    linux, mac = (
+        [(at(client, form), data) for client, data in segments] for form in ("NFC", "NFD")
+    )
+    assert linux != mac
+    return audit(*linux), audit(*mac)
+
+
+def placed(result: AuditResult) -> list[tuple[str, str, int | None, str]]:
+    """Each shown row and finding by sender or kind, at its place written NFC."""
+    nfc = functools.partial(unicodedata.normalize, "NFC")
+    rows = [
+        (r.event.sender_id, nfc(r.path), r.line, str(r.event.content.get("body")))
+        for r in result.timeline
+    ]
+    return rows + [(f.kind.value, nfc(f.path or ""), f.line, "") for f in result.findings]
+
+
+def test_the_copy_of_an_id_shown_does_not_depend_on_how_the_system_lists_names() -> None:
+    """Red team rt93: eve signs "I owe Alice $100" and "I owe Alice $1000" under one
+    event id, in segments ``…_é-eve`` and ``…_f-eve``: the first copy by (path, line) was
+    shown, so a Linux reader showed $1000 and a Mac reader of the same folder $100."""
+    eve = bob()
+    small = eve.say(T0, "I owe Alice $100", prev=None)
+    large = under(eve, small, "I owe Alice $1000")
+    linux, mac = on_each_system([("\u00e9-eve", small.line()), ("f-eve", large.line())])
+    for result in (linux, mac):
+        assert [str(r.event.content["body"]) for r in result.timeline] == ["I owe Alice $1000"]
+        assert kinds(result.findings) == ["missing-join", "replay"]
+    assert placed(linux) == placed(mac)
+
+
+def test_an_identical_copy_is_kept_at_the_same_place_whatever_the_form_of_its_name() -> None:
+    a = alice()
+    events = [a.join(T0), a.say(T0, "x")]
+    linux, mac = on_each_system(
+        [("\u00e9-a", encode_segment(events)), ("f-a", encode_segment(events))]
+    )
+    assert placed(linux) == placed(mac)
+    assert {unicodedata.normalize("NFC", r.path) for r in mac.timeline} == {at("f-a", "NFC")}
+
+
+def test_two_keys_copies_of_one_id_are_shown_in_the_same_order_whatever_the_form() -> None:
+    """Two keys' copies of one id tie on everything but their place (section 9)."""
+    a = alice()
+    a1 = a.say(T0, "alice's", prev=None)
+    theirs = under(bob(), a1, "bob's")
+    linux, mac = on_each_system([("\u00e9-a", a1.line()), ("f-b", theirs.line())])
+    assert [r.event.sender_id for r in linux.timeline] == [bob().sender_id, alice().sender_id]
+    assert placed(linux) == placed(mac)
+
+
+def test_a_missing_witnessed_event_is_reported_at_the_same_event_whatever_the_form() -> None:
+    """Each missing hash is reported once, at the first event witnessing it (6.1)."""
+    a, b, c = alice(), bob(), Device("carol@example.com", 9)
+    gone = a.join(T0)
+    seen = {a.public: gone.hash}
+    bobs = [b.join(T0), b.emit(T0, MESSAGE, {"body": "b", "msgtype": "m.text"}, witness=seen)]
+    carols = [c.join(T0), c.emit(T0, MESSAGE, {"body": "c", "msgtype": "m.text"}, witness=seen)]
+    linux, mac = on_each_system(
+        [("\u00e9-b", encode_segment(bobs)), ("f-c", encode_segment(carols))]
+    )
+    (finding,) = [f for f in mac.findings if f.kind.value == "truncated-chain"]
+    assert (unicodedata.normalize("NFC", finding.path or ""), finding.line) == (at("f-c", "NFC"), 2)
+    assert placed(linux) == placed(mac)
+
+
+def test_names_equal_in_nfc_but_stored_as_two_objects_keep_one_order() -> None:
+    """A Linux folder or a bucket can hold both forms as two objects: the name as
+    listed decides between them, the same on every reader that lists both."""
+    a = alice()
+    events = [a.join(T0), a.say(T0, "x")]
+    both = [
+        (at("\u00e9-a", "NFC"), encode_segment(events)),
+        (at("\u00e9-a", "NFD"), encode_segment(events)),
+    ]
+    for order in (both, both[::-1]):
+        assert {r.path for r in audit(*order).timeline} == {at("\u00e9-a", "NFD")}  # "e" < "é"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -263,6 +264,40 @@ def test_a_new_room_id_differing_from_an_existing_one_only_in_case_is_refused() 
     with pytest.raises(InvalidRoomIdError, match="'Team' differs from the existing room 'tEAM'"):
         ids.check_new_room_id("Team", ["general", "tEAM"])
     assert ids.check_new_room_id("team", ["team"]) == "team"  # the same room: the writer says so
+
+
+@pytest.mark.parametrize("existing", ["team.", "TEAM.", "team..", "Team."])
+def test_a_new_room_id_windows_folds_onto_an_existing_one_with_trailing_dots_is_refused(
+    existing: str,
+) -> None:
+    """Red team rt93: readers accept a member's room ``team.``; on Windows, which drops
+    a name's trailing dots, ``team`` is its folder. The rule held only one way round."""
+    with pytest.raises(
+        InvalidRoomIdError, match=re.escape(f"existing room {existing!r} on Windows")
+    ):
+        ids.check_new_room_id("team", ["general", existing])
+
+
+def test_room_ids_fold_as_windows_folds_folder_names() -> None:
+    assert ids.room_id_folded("Team..") == ids.room_id_folded("team") == "team"
+    # only the end: dots within an id are part of the folder's name everywhere
+    assert ids.room_id_folded("a.b") != ids.room_id_folded("a..b")
+    assert ids.check_new_room_id("a.b", ["a..b", "ab.", "a.b-2."]) == "a.b"
+    assert ids.check_new_room_id("team-2", ["team.", "team"]) == "team-2"
+
+
+def test_places_order_by_the_nfc_form_of_the_path_then_the_path_then_the_line() -> None:
+    """PROTOCOL.md section 2.3 (red team rt93)."""
+    nfc, nfd = (
+        unicodedata.normalize(form, "logs/messages_1_1_\u00e9.jsonl") for form in ("NFC", "NFD")
+    )
+    f = "logs/messages_1_1_f.jsonl"
+    assert nfd < f < nfc  # by code point alone, each form sorts elsewhere
+    assert ids.place_order(nfd, 1) > ids.place_order(f, 9) < ids.place_order(nfc, 1)
+    # one name in two forms (two objects where a folder keeps both): the path as listed
+    assert ids.place_order(nfd, 2) < ids.place_order(nfc, 1)
+    assert ids.place_order(nfc, 1) < ids.place_order(nfc, 2)
+    assert ids.place_order(f, 3) == (f, f, 3)
 
 
 def test_readers_still_accept_ids_a_creator_may_not_use() -> None:

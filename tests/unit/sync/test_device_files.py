@@ -11,12 +11,15 @@ import asyncio
 import logging
 import os
 import shutil
+import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.event import MESSAGE
+from bucket_chat_desktop.storage import local
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.client import ChatClient
 from bucket_chat_desktop.sync.device_files import index_file, outbox_file
@@ -194,6 +197,78 @@ def test_a_case_insensitive_volume_on_linux_is_one_storage(
         LocalStorage(tmp_path / "strict" / "Room"),
     )
     assert one.identity != two.identity
+
+
+def _mac_volume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, ignores_case: bool) -> None:
+    """Emulate a macOS volume under ``tmp_path`` (this kernel has none): two names are one
+    folder when they are equal after NFD (and case folding, if it ignores case), as APFS
+    and HFS+ compare them; ``os.path.samefile`` says so."""
+    real_samefile = os.path.samefile
+
+    def key(path: str) -> str:
+        nfd = unicodedata.normalize("NFD", path)
+        return nfd.casefold() if ignores_case else nfd
+
+    def samefile(x: object, y: object) -> bool:
+        sx, sy = os.fspath(x), os.fspath(y)  # type: ignore[call-overload]
+        if str(tmp_path) in sx and key(sx) == key(sy):
+            return True
+        return real_samefile(sx, sy)
+
+    monkeypatch.setattr(os.path, "samefile", samefile)
+    monkeypatch.setattr(local, "_IGNORES_CASE", {})
+
+
+def _nfc_and_nfd(share: Path, name: str) -> tuple[Path, Path]:
+    nfc, nfd = (share / unicodedata.normalize(form, name) for form in ("NFC", "NFD"))
+    assert str(nfc) != str(nfd)
+    nfc.mkdir(parents=True)
+    nfd.mkdir()  # stands for the same folder found under its other spelling
+    return nfc, nfd
+
+
+@pytest.mark.skipif(os.name == "nt", reason="NTFS keeps NFC and NFD names apart")
+def test_one_folder_spelled_nfc_and_nfd_on_a_mac_volume_is_one_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt93: ``~/Dropbox/Café`` typed in a terminal (NFC) and the same folder
+    picked in a file dialog or made by the Finder (NFD) are one folder on macOS. The
+    identity folded case but kept the form as typed: two outboxes, two chain heads, and
+    the device forked its own chain in every room of the folder."""
+    _mac_volume(tmp_path, monkeypatch, ignores_case=True)
+    typed, picked = (LocalStorage(p) for p in _nfc_and_nfd(tmp_path / "Dropbox", "Café"))
+    assert typed.identity == picked.identity == str(tmp_path / "Dropbox" / "Café").lower()
+    data = tmp_path / "data"
+    assert outbox_file(data, typed) == outbox_file(data, picked)
+    assert index_file(data, typed) == index_file(data, picked)
+    # and with its case changed too
+    assert LocalStorage(tmp_path / "DROPBOX" / "CAFÉ").identity == typed.identity
+
+
+@pytest.mark.skipif(os.name == "nt", reason="NTFS keeps NFC and NFD names apart")
+def test_a_case_sensitive_mac_volume_still_ignores_how_accents_are_encoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """APFS (and HFS+) formatted case-sensitive still compare names after normalising
+    them: one folder, one identity; its case is kept (``Chat`` and ``chat`` are two)."""
+    _mac_volume(tmp_path, monkeypatch, ignores_case=False)
+    monkeypatch.setattr(local.sys, "platform", "darwin")
+    nfc, nfd = _nfc_and_nfd(tmp_path / "Share", "Résumé")
+    assert LocalStorage(nfc).identity == LocalStorage(nfd).identity == str(nfc)
+    (tmp_path / "Share" / "chat").mkdir()
+    (tmp_path / "Share" / "Chat").mkdir()
+    assert LocalStorage(tmp_path / "Share" / "chat").identity != (
+        LocalStorage(tmp_path / "Share" / "Chat").identity
+    )
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="every macOS volume is one folder")
+def test_a_folder_that_minds_case_keeps_nfc_and_nfd_names_two_storages(tmp_path: Path) -> None:
+    """Linux (and NTFS) hold a folder of each form: they are two folders with their own
+    rooms, so their own outboxes (one outbox would continue one folder's chains in the
+    other's rooms)."""
+    nfc, nfd = _nfc_and_nfd(tmp_path / "share", "Café")
+    assert LocalStorage(nfc).identity != LocalStorage(nfd).identity
 
 
 # -- the folder a spelling names changes (red team rt76) ----------------------------------
