@@ -700,8 +700,11 @@ class LocalStorage(Storage):
         """Whether ``path``'s folder holds an entry named exactly as ``path`` ends (see
         ``Storage.spelled_as_stored``). Asked of the folder's entries on every volume,
         not only where the volume is known to fold names: a case-folding ext4 folder, a
-        share, can sit below a root that does not. One pass over the folder's names
-        (no ``stat`` of each), done only for a name no listing gave."""
+        share, can sit below a root that does not. An ASCII name (every name this app
+        writes) in a folder that tells its cases apart is answered by two ``stat`` calls;
+        otherwise one pass over the folder's names (no ``stat`` of each) — so a member's
+        junk names in a day folder cost a hinted read nothing on such a volume. Done only
+        for a name no listing gave."""
         return await self._within(
             lambda: self._spelled_as_stored(path),
             f"cannot check {self._fs_path(path)}",
@@ -715,6 +718,9 @@ class LocalStorage(Storage):
             with self._folder(parts[:-1], create=False, doing="cannot check") as folder:
                 if folder is None:
                     return False
+                minds_case = self._minds_case(folder, name)
+                if minds_case is not None:
+                    return minds_case
                 with os.scandir(folder) as entries:
                     return any(entry.name == name for entry in entries)
         except (FileNotFoundError, NotADirectoryError):
@@ -725,6 +731,28 @@ class LocalStorage(Storage):
             raise
         except OSError as exc:
             raise self._error(exc, f"cannot check {self._fs_path(path)}") from exc
+
+    def _minds_case(self, folder: Folder, name: str) -> bool | None:
+        """Whether ``folder`` holds an entry spelled exactly ``name``, when two ``stat``
+        calls can tell: an ASCII name (no accent a volume could decompose) whose other
+        case the folder does not open — the folder tells cases apart, so ``name`` opens
+        only an entry of exactly that spelling. None when the folder opens the other
+        case too (it folds case, or a member planted that spelling: the caller reads the
+        folder's names)."""
+        other = name.swapcase()
+        if not name.isascii() or other == name:
+            return None
+        try:
+            self._lstat_in(folder, other)
+        except FileNotFoundError:
+            pass
+        else:
+            return None
+        try:
+            self._lstat_in(folder, name)
+        except FileNotFoundError:
+            return False
+        return True
 
     async def exists(self, path: str) -> bool:
         return await self._within(

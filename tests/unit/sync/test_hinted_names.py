@@ -27,6 +27,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_engine import ROOM, Recorder, create_room, run, write_history
@@ -217,7 +218,45 @@ def test_a_name_is_spelled_as_stored_only_when_its_folder_holds_exactly_that_ent
     assert not asked("rooms/flat/logs/2025-09-14/messages_1_1_x.jsonl")
 
 
-@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX links")
+def test_junk_names_in_a_day_folder_that_minds_case_are_not_read_for_a_hinted_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member's 3,000 junk names in today's folder: on a volume that tells cases apart
+    the check of an ASCII name asks two ``stat`` calls, it never reads the folder's
+    names (each new message is such a hinted read). Where a member planted the name's
+    other case, the folder's names are read and the answer is still exact."""
+    day = tmp_path / "store" / "rooms" / ROOM / "logs" / "2025-09-14"
+    day.mkdir(parents=True)
+    for i in range(3000):
+        (day / f"junk-{i:05d}").write_bytes(b"")
+    (day / "messages_1_1_alice.jsonl").write_bytes(b"x")
+    storage = LocalStorage(tmp_path / "store")
+    listed: list[object] = []
+    real_scandir = os.scandir
+
+    def counting(path: Any = ".") -> Any:
+        listed.append(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    folder = f"rooms/{ROOM}/logs/2025-09-14/"
+
+    def asked(name: str) -> bool:
+        return run(storage.spelled_as_stored(folder + name))
+
+    assert asked("messages_1_1_alice.jsonl")
+    assert not asked("messages_1_1_ALICE.jsonl")
+    assert not asked("messages_2_2_bob.jsonl")
+    assert listed == []
+    (day / "MESSAGES_1_1_ALICE.JSONL").write_bytes(b"planted")
+    assert asked("messages_1_1_alice.jsonl")
+    assert asked("MESSAGES_1_1_ALICE.JSONL")
+    assert len(listed) == 2
+    assert not asked("messages_1_1_Alice.jsonl")  # its other case is not there: no listing
+    assert len(listed) == 2
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX links")
 def test_the_check_does_not_follow_a_link_on_the_way(tmp_path: Path) -> None:
     """As every read: a day folder swapped for a link says so, it is never listed."""
     root, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
