@@ -249,6 +249,12 @@ def parse_segment_path(path: str) -> SegmentName | None:
     return SegmentName(path, room_id, date, int(m.group(1)), int(m.group(2)), m.group(3))
 
 
+def is_segment_name(name: str) -> bool:
+    """Whether ``name`` (the last part of a path) has the form of a segment's name: one
+    regular expression, no parse (a count over a day folder of many names)."""
+    return _SEGMENT_NAME_RE.fullmatch(name) is not None
+
+
 def is_day_folder(name: str) -> bool:
     """Whether a folder right in a room's ``logs/`` may hold segments (looks like a date)."""
     return _DATE_RE.fullmatch(name) is not None

@@ -37,6 +37,7 @@ from ..protocol.activity import activity_folder, parse_marker
 from ..protocol.audit import HOLD_AHEAD_MS
 from ..protocol.ids import (
     SegmentName,
+    is_segment_name,
     is_valid_room_id,
     logs_prefix,
     newest_days,
@@ -53,9 +54,14 @@ from .folder_watch import NotWatchable, Watch, new_watch
 from .room_objects import Budget
 from .schedule import (
     FEED_NAMED_GRACES,
+    LISTING_PAGE,
+    SAFETY_COST,
+    SAFETY_PAGES_MAX,
     SafetyPace,
     background_period,
+    charged_wait,
     feed_rest,
+    listing_pages,
     poll_delay,
     safety_period,
     safety_wait,
@@ -416,6 +422,9 @@ class Poller:
         # round every 4 hours, and 300 rooms cost 230 requests an hour idle (red team
         # rt75). What someone waits for is not paced: the focused room, a room read only
         # partly while the window is in front, a listing owed by a failed read, a folder.
+        # A paced listing is charged by the pages it took: a room whose listing costs
+        # more waits as much longer (``schedule.charged_wait``), and takes at most
+        # ``SAFETY_PAGES_MAX`` pages (red team rt94).
         stretched = background_period(config, len(rooms))
         ceiling = config.background_safety  # how far a failed room's wait grows (at least)
         paced: list[RoomState] = []
@@ -437,7 +446,7 @@ class Poller:
             if (
                 room.complete
                 and background
-                and now - room.last_safety >= safety_wait(stretched, fails, ceiling)
+                and now - room.last_safety >= self._background_wait(room, stretched, ceiling)
             ):
                 paced.append(room)
             elif (
@@ -458,7 +467,7 @@ class Poller:
         # The room due longest ago first: one whose listing failed waits behind those
         # that came due before its retry (it was sorted by its last success, always
         # first, and took every token: red team rt77).
-        paced.sort(key=lambda r: r.last_safety + safety_wait(stretched, r.safety_failures, ceiling))
+        paced.sort(key=lambda r: r.last_safety + self._background_wait(r, stretched, ceiling))
         for room in paced:
             if not self.safety_pace.ready():
                 break  # a later round: the pace spreads them over the period
@@ -476,6 +485,14 @@ class Poller:
         elif asked:
             self._engine._set_online(True, "")
         return found
+
+    @staticmethod
+    def _background_wait(room: RoomState, period: float, ceiling: float) -> float:
+        """Seconds from the room's last background safety listing (or attempt) to its
+        next: its ``period``, longer after failures in a row (``safety_wait``: red team
+        rt77), stretched by what its last listing cost (``charged_wait``: rt94)."""
+        wait = safety_wait(period, room.safety_failures, ceiling)
+        return charged_wait(wait, room.listing_pages, period)
 
     async def _wait_for(
         self, steps: Iterable[asyncio.Task[int]], wait: float | None
@@ -1106,6 +1123,18 @@ class Poller:
                 raise
             return exc
 
+    async def _list_day_within(
+        self, room_id: str, date: str, most: int
+    ) -> tuple[list[ObjectInfo] | StorageError, bool]:
+        """As ``_list_day``, at most ``most`` names (``Storage.list_first``), and whether
+        the folder holds more."""
+        try:
+            return await self._backfill.list_first(f"{logs_prefix(room_id)}{date}/", None, most)
+        except StorageError as exc:
+            if not self._engine.answered(exc):
+                raise
+            return exc, False
+
     async def _list_dropped(self, room_id: str, date: str) -> int:
         """List one day folder of a room where the budget dropped a segment, and read
         what is new there (as ``refresh`` does, for that day only): the segments kept."""
@@ -1174,10 +1203,22 @@ class Poller:
         ones are announced by markers or found by the next full pass. Listed and
         downloaded outside the room's lock, kept under it: what arrived meanwhile
         (this device's own delivery, a hint) is not kept twice, and a read that failed
-        meanwhile is not noted for a segment kept meanwhile (``_keep``)."""
+        meanwhile is not noted for a segment kept meanwhile (``_keep``).
+
+        What the listings took is the room's ``listing_pages`` (its next background
+        listing waits as much longer: ``schedule.charged_wait``). On a bucket behind
+        other windows (the background listings, paced) it stops once it took
+        ``SAFETY_PAGES_MAX`` pages (days whose folders hold more names than that: junk
+        a member wrote there) and raises a ``StorageError`` that says which day and how
+        many names: a failed attempt, which the room says (``_refresh_failed``), using
+        nothing of what it listed. Someone looking has the room listed whole."""
         room = self._engine._room(room_id)
+        background = self._local is None and not self._engine.window_focused
+        most_pages = SAFETY_PAGES_MAX if background else None
         held = len(room.known)  # what the listings must show: kept before they were asked
-        listed_days, loose_noted = await self._backfill.list_days(room)
+        listed_days, loose_noted, level_names = await self._backfill.list_days(room)
+        pages = listing_pages(level_names)
+        heavy: list[tuple[str, int, int]] = []  # days of more than a page: names, junk
         day_names = set(listed_days)
         # Days read before that are no longer listed at all (removed whole: an object
         # store has no empty folders): noted as an opening notes them, from the listing
@@ -1202,7 +1243,18 @@ class Poller:
         unlisted: dict[str, str] = {}
         for date in [*dates, *older]:
             folder = f"{logs_prefix(room_id)}{date}/"
-            listed = await self._list_day(room_id, date)
+            if most_pages is None:
+                listed = await self._list_day(room_id, date)
+            else:
+                most = max(most_pages - pages, 1) * LISTING_PAGE
+                listed, more = await self._list_day_within(room_id, date, most)
+                if more:
+                    pages += listing_pages(most)
+                    room.listing_pages = pages
+                    raise StorageError(_over_cost(room_id, date, listed, most_pages))
+            pages += listing_pages(len(listed)) if isinstance(listed, list) else 1
+            if isinstance(listed, list) and len(listed) > LISTING_PAGE:
+                heavy.append((date, len(listed), _junk(listed[: SAFETY_PAGES_MAX * LISTING_PAGE])))
             if isinstance(listed, StorageError):
                 # A day that cannot be listed (a folder nobody may read put into it, a
                 # bucket's day overfilled with junk) is noted — the room is not
@@ -1237,6 +1289,29 @@ class Poller:
             await self._keep(room, fetched, failed, shown=False, audit=audit)
             room.last_safety = time.monotonic()
             room.safety_failures = 0
+        self._charge(room, pages, heavy)
+
+    def _charge(self, room: RoomState, pages: int, heavy: list[tuple[str, int, int]]) -> None:
+        """Keep what the room's safety listing took (``listing_pages``) and, when it took
+        more than the budget counts (``SAFETY_COST``), say so in the log: which days hold
+        how many names, and how many of them are no segment's (junk a member wrote)."""
+        was, room.listing_pages = room.listing_pages, pages
+        cap = SAFETY_PAGES_MAX * LISTING_PAGE  # names counted (``refresh``)
+        if pages <= SAFETY_COST or was == pages:
+            return
+        days = "; ".join(
+            f"{date}: {names:,} names, {junk:,} of the first {min(names, cap):,} no segment's"
+            for date, names, junk in heavy
+        )
+        log.log(
+            logging.INFO if was <= SAFETY_COST else logging.DEBUG,
+            "room %s: its safety listing took %d requests (%s): listed %.0f times less "
+            "often behind other windows",
+            room.room_id,
+            pages,
+            days or "its days",
+            pages / SAFETY_COST,
+        )
 
     async def _noted_days(self, room: RoomState, newest: set[str], listed: set[str]) -> list[str]:
         """The newest ``NOTED_DAYS`` days of ``listed``, besides ``newest``, that hold a
@@ -1463,6 +1538,25 @@ def _days_listed(room: RoomState, listed: set[str], held: int) -> bool:
     if listed and room.refused:
         changed = drop_refused_days(room, listed) or changed
     return changed
+
+
+def _over_cost(room_id: str, date: str, listed: list[ObjectInfo] | StorageError, pages: int) -> str:
+    """Why a background listing of the room stopped (``Poller.refresh``): the day, how
+    many names it listed before it stopped, and how many of them are no segment's."""
+    if isinstance(listed, StorageError):
+        return str(listed)
+    junk = _junk(listed)
+    return (
+        f"its day {terminal_safe(date, limit=40)} holds over {len(listed):,} objects, "
+        f"{junk:,} of the first {len(listed):,} not segments: listing it takes more than "
+        f"the {pages} requests a storage may spend on a room in the background; it is "
+        "listed whole when the room is on screen"
+    )
+
+
+def _junk(listed: Sequence[ObjectInfo]) -> int:
+    """How many of ``listed`` are not named as segments are (a member's junk)."""
+    return sum(1 for item in listed if not is_segment_name(item.path.rpartition("/")[2]))
 
 
 def _days_from_today(key: tuple[str, str]) -> int:

@@ -90,6 +90,10 @@ class RoomState:
     # Safety listings (``Poller.refresh``) that failed in a row: the next waits longer
     # (``schedule.safety_wait``). Loop-side.
     safety_failures: int = 0
+    # Requests (pages) the room's last safety listing took (``Poller.refresh``): one that
+    # took more than ``schedule.SAFETY_COST`` stretches its background period by as much
+    # (``schedule.charged_wait``; red team rt94). Loop-side.
+    listing_pages: int = 0
     # Since when (wall clock, seconds) and why the room's history could not be checked:
     # its safety listing failed (refused by the storage for this room, or twice in a
     # row). A segment removed or rewritten meanwhile is not noticed, so the verdict is
