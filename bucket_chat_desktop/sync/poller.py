@@ -131,6 +131,13 @@ OWED_QUIET = 3600.0
 A member who writes a junk segment and its marker every few seconds made every reader
 read the whole room again every 15 s (a read not kept leaves the room "worth reading
 again"), behind other windows too, where it used to be every 4 hours."""
+OWED_PATHS_MAX = 64  # segments an owed listing of a room looks for (``RoomState.owed_paths``)
+OWED_PAGES_MAX = 4
+"""Pages one owed listing of a room takes at most on a bucket (``_list_owed``): each
+lists one page of the day folder from just before a segment owed. It listed the room's
+newest days whole, as a safety listing: a member who filled them with 190,000 junk names
+and wrote an empty segment every 16 minutes made every reader list 380 pages each time,
+977 requests an hour (red team rt94). What is left is owed on."""
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 REREADS = 2  # a hint read that got nothing and was named again meanwhile: read again
 NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh lists too
@@ -421,10 +428,11 @@ class Poller:
         # spread over the period). Before, every room's listing came due in the same
         # round every 4 hours, and 300 rooms cost 230 requests an hour idle (red team
         # rt75). What someone waits for is not paced: the focused room, a room read only
-        # partly while the window is in front, a listing owed by a failed read, a folder.
-        # A paced listing is charged by the pages it took: a room whose listing costs
-        # more waits as much longer (``schedule.charged_wait``), and takes at most
-        # ``SAFETY_PAGES_MAX`` pages (red team rt94).
+        # partly while the window is in front, a folder. A listing owed by a failed read
+        # lists on a bucket only from just before what it owes (``_list_owed``: a page or
+        # a few), never the room's days whole (red team rt94). A paced listing is charged
+        # by the pages it took: a room whose listing costs more waits as much longer
+        # (``schedule.charged_wait``), and takes at most ``SAFETY_PAGES_MAX`` pages.
         stretched = background_period(config, len(rooms))
         ceiling = config.background_safety  # how far a failed room's wait grows (at least)
         paced: list[RoomState] = []
@@ -439,6 +447,7 @@ class Poller:
                 local=self._local is not None,
             )
             owed = room.room_id in owed_now
+            scoped = owed and self._local is None  # what is owed only (``_list_owed``)
             background = not owed and self._local is None and period >= config.background_safety > 0
             # A failed attempt counts (``_safety_pass``): the room waits its period again,
             # longer after each failure in a row (``safety_wait``; red team rt77).
@@ -449,13 +458,15 @@ class Poller:
                 and now - room.last_safety >= self._background_wait(room, stretched, ceiling)
             ):
                 paced.append(room)
+            elif scoped and not room.owed_paths:
+                pass  # nothing named in a day folder: no listing of the room's days shows it
             elif (
                 room.complete
                 and not background
                 and (owed or now - room.last_safety >= safety_wait(period, fails, ceiling))
             ):
                 asked = True
-                step = self._start_safety(room)
+                step = self._start_safety(room, owed=scoped)
                 if step is not None:
                     steps[step] = None
                 if owed:
@@ -528,10 +539,11 @@ class Poller:
         elif task.result():
             self.note_activity()
 
-    def _start_safety(self, room: RoomState) -> asyncio.Task[int] | None:
+    def _start_safety(self, room: RoomState, *, owed: bool = False) -> asyncio.Task[int] | None:
         """Start the room's safety pass as a task of its own, unless its last one still
         runs (a request of it waits for the storage, or it reads a lot): then the room
-        is left out of this round, and the log says so (once per pass)."""
+        is left out of this round, and the log says so (once per pass). ``owed``: only
+        what reads on notices left owed (``_list_owed``)."""
         running = self._safety.get(room.room_id)
         if running is not None and not running.done():
             told = room.room_id in self._safety_told
@@ -545,20 +557,24 @@ class Poller:
             return None
         if self._engine._dropped(room):  # ``close`` may be past the passes it cancels
             return None
-        task = asyncio.create_task(self._safety_pass(room), name=f"bc-safety-{room.room_id}")
+        task = asyncio.create_task(
+            self._safety_pass(room, owed=owed), name=f"bc-safety-{room.room_id}"
+        )
         task.add_done_callback(self._step_ended)
         self._safety[room.room_id] = task
         return task
 
-    async def _safety_pass(self, room: RoomState) -> int:
-        """One room's safety pass (``poll_once``): the segments it found. Either kind
+    async def _safety_pass(self, room: RoomState, *, owed: bool) -> int:
+        """One room's safety pass (``poll_once``): the segments it found. Each kind
         takes one of the ``SAFETY_AT_ONCE`` places (a room read all over again lists
         more than a refresh: every room read only partly after an outage would list
         and download at once)."""
         before = len(room.known)
         try:
             async with self._safety_slots:
-                if room.worth_reading_again:  # read it all again: the verdict waits
+                if owed:  # a bucket's listing owed by reads on notices: what they named
+                    await self._list_owed(room)
+                elif room.worth_reading_again:  # read it all again: the verdict waits
                     await self._read_again(room)
                     await self._read_again_ended(room)
                 else:
@@ -673,7 +689,7 @@ class Poller:
             oldest = next((p for p, m in queue.items() if m and p not in self._reading), path)
             del queue[oldest]  # left to the room's listing, owed now
             log.debug("room %s: markers name more than can be read: listed instead", room_id)
-            self._owe_listing(room_id)
+            self._owe_listing(room_id, oldest)
         return reader
 
     async def _read_hints(self, room_id: str, queue: dict[str, bool]) -> int:
@@ -703,7 +719,7 @@ class Poller:
                 finally:
                     queue.pop(path, None)
                     if not kept or self._left_unread(room_id, path):
-                        self._owe_listing(room_id)
+                        self._owe_listing(room_id, path)
         finally:
             if self._hint_readers.get(room_id) is asyncio.current_task():
                 del self._hint_readers[room_id], self._hints[room_id]
@@ -729,13 +745,24 @@ class Poller:
         elif room.listing_owed_at is None:
             room.listing_owed_at = now + HINT_RETRY
 
-    def _owe_listing(self, room_id: str) -> None:
-        """A read on a notice failed or was not kept: the room's safety listing runs
-        within ``HINT_RETRY`` s (at the next round from then), once for any number of
-        such reads meanwhile; each owed listing in a row waits ``OWED_BACKOFF`` times
-        longer (up to 16 minutes), until an hour passes without one."""
+    def _owe_listing(self, room_id: str, path: str) -> None:
+        """A read on a notice of ``path`` failed or was not kept: the room is listed within
+        ``HINT_RETRY`` s (at the next round from then), once for any number of such reads
+        meanwhile; each owed listing in a row waits ``OWED_BACKOFF`` times longer (up to
+        16 minutes), until an hour passes without one. On a bucket that listing looks for
+        what the reads named only (``_list_owed``: a page from just before each, at most
+        ``OWED_PATHS_MAX`` of them): a name in no day folder of the room is in no listing
+        of its days, and owes nothing; in a folder, the room's safety pass (listing costs
+        nothing there)."""
         room = self._engine.rooms.get(room_id)
-        if room is None or room.listing_owed_at is not None:
+        if room is None:
+            return
+        if self._local is None:
+            if _day_of(room_id, path) is None:
+                return
+            if len(room.owed_paths) < OWED_PATHS_MAX:
+                room.owed_paths[path] = None
+        if room.listing_owed_at is not None:
             return
         now = time.monotonic()
         streak = room.owed_streak if now - room.owed_taken_at < OWED_QUIET else 0
@@ -1198,6 +1225,71 @@ class Poller:
             room.backfill = task
         await asyncio.shield(task)
 
+    async def _list_owed(self, room: RoomState) -> int:
+        """A bucket's listing owed by reads on notices (``_owe_listing``): one page of the
+        day folder from just before each segment they named (``Storage.list_first``: a
+        request whatever the folder holds; Azure lists from the folder's start), at most
+        ``OWED_PAGES_MAX`` pages. What it lists of those is read with its listed size and
+        kept (or refused, by what it is) as a safety listing would; one not there is
+        gone, and its note goes. What the pages did not reach stays owed. Only those:
+        the room's days whole are its safety listing's, paced by what they cost (red
+        team rt94). The segments kept."""
+        room_id = room.room_id
+        owed = sorted(p for p in room.owed_paths if p not in room.known)  # kept meanwhile
+        room.owed_paths.clear()
+        covered: dict[str, ObjectInfo | None] = {}  # owed path -> as listed (None: not there)
+        pages, i = 0, 0
+        try:
+            while i < len(owed) and pages < OWED_PAGES_MAX and not self._engine._dropped(room):
+                folder = owed[i].rpartition("/")[0] + "/"
+                listed, more = await self._backfill.list_first(folder, owed[i][:-1], LISTING_PAGE)
+                pages += 1
+                last = listed[-1].path if listed else None
+                shown = {item.path: item for item in listed}
+                reached = i
+                while i < len(owed) and owed[i].startswith(folder):
+                    if more and (last is None or owed[i] > last):
+                        break  # past this page: the next starts just before it
+                    covered[owed[i]] = shown.get(owed[i])
+                    i += 1
+                if i == reached:  # the page did not reach them (Azure: junk before them)
+                    while i < len(owed) and owed[i].startswith(folder):
+                        i += 1  # owed on, below
+        except StorageError as exc:
+            left = [p for p in owed if p not in covered]
+            room.owed_paths.update(dict.fromkeys(left))
+            if left:
+                self._owe_listing(room_id, left[0])
+            if not self._engine.answered(exc):
+                raise
+            log.info("room %s: the listing owed by a read on a notice failed: %s", room_id, exc)
+            return 0
+        left = [p for p in owed if p not in covered]
+        if left:  # the pages did not reach them: owed on, on the same back-off
+            room.owed_paths.update(dict.fromkeys(left))
+            self._owe_listing(room_id, left[0])
+        new = [
+            item
+            for item in covered.values()
+            if item is not None and not room.holds(item) and item.path not in self._reading
+        ]
+        gone = [path for path, item in covered.items() if item is None]
+        failed: dict[str, str] = {}
+        fetched = await self._backfill.download(room, new, failed) if new else []
+
+        def forget() -> bool:  # state thread: what is not there is not unread
+            changed = False
+            for path in gone:
+                changed = room.unread.pop(path, None) is not None or changed
+                changed = room.forget_refused(path) or changed
+            return changed
+
+        async with room.lock:
+            audit = bool(gone) and await self._engine._serially(forget, room=room_id)
+            shown_room = room_id == self._engine.focused
+            kept = await self._keep(room, fetched, failed, shown=shown_room, audit=audit)
+        return len(fetched) if kept else 0
+
     async def refresh(self, room_id: str) -> None:
         """``SyncEngine.refresh``: late deliveries land in the newest two days; older
         ones are announced by markers or found by the next full pass. Listed and
@@ -1538,6 +1630,15 @@ def _days_listed(room: RoomState, listed: set[str], held: int) -> bool:
     if listed and room.refused:
         changed = drop_refused_days(room, listed) or changed
     return changed
+
+
+def _day_of(room_id: str, path: str) -> str | None:
+    """The day folder (``logs/<day>/``) of the room that ``path`` is right in, or None."""
+    prefix = logs_prefix(room_id)
+    day, sep, name = path.removeprefix(prefix).partition("/")
+    if not path.startswith(prefix) or not day or not sep or not name or "/" in name:
+        return None
+    return day
 
 
 def _over_cost(room_id: str, date: str, listed: list[ObjectInfo] | StorageError, pages: int) -> str:

@@ -113,6 +113,10 @@ class RoomState:
     # next one waits four times longer (``Poller._owe_listing``), until a quiet spell.
     owed_streak: int = 0
     owed_taken_at: float = 0.0
+    # The segments those reads named (oldest first, at most ``poller.OWED_PATHS_MAX``): on
+    # a bucket the owed listing lists only from just before each (``Poller._list_owed``),
+    # not the room's newest days whole. Loop-side.
+    owed_paths: dict[str, None] = field(default_factory=dict)
     released: int = 0  # the date of the held-back row last audited for (``release_due``)
     # The older day a warm pass listed last, besides the newest (``backfill``: one more a
     # pass, in turn, so a segment removed from any day read before is found in time).

@@ -26,12 +26,14 @@ import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.activity import activity_folder
 from bucket_chat_desktop.protocol.ids import logs_prefix, utc_date
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, Level, ObjectInfo, Storage
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import poller
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.poller import OWED_PAGES_MAX
 from bucket_chat_desktop.sync.schedule import SAFETY_BURST, background_period
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -339,5 +341,129 @@ def test_a_room_whose_listing_costs_more_is_listed_as_much_less_often(
         said = [r.getMessage() for r in caplog.records if "its safety listing took" in r.message]
         assert len(said) == 1, said
         assert f"{days[1]}: 12,000 names, 12,000 of the first 12,000 no segment's" in said[0]
+
+    asyncio.run(run())
+
+
+def _junk_segment(store: Path, room: str, at_ms: int, n: int) -> str:
+    """A segment holding no event (``{}``) and its activity marker, dated 3 minutes ago:
+    read on the marker it is "not the whole object" (``backfill._hinted_doubt``), so the
+    room owes a listing (``Poller._owe_listing``), which reads it with its listed size."""
+    day = utc_date(at_ms)
+    name = f"messages_{at_ms}_{at_ms}_mallory{n}.jsonl"
+    segment = store / logs_prefix(room) / day / name
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    segment.write_bytes(b"{}\n")
+    marker = store / activity_folder(utc_date(at_ms)) / f"{at_ms}~{room}~{day}~{name}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_bytes(b"")
+    return f"{logs_prefix(room)}{day}/{name}"
+
+
+def test_a_junk_segment_every_quarter_hour_does_not_make_a_padded_room_list_all_day(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Red team rt94: the padding above, and the member writes one segment holding no
+    event, with its marker, every 16 minutes. Each, read on its marker, is not kept, and
+    the room owes a listing: that listing was not paced, listed the room's newest days
+    whole (380 pages), and its back-off stops at 16 minutes: 977 requests an hour. Now
+    the owed listing lists a page from just before the segment owed (``_list_owed``),
+    which reads and keeps it (with its finding); nothing stays unread."""
+    store = tmp_path / "store"
+
+    async def run() -> None:
+        rooms = await _rooms(store, 2)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            _pad(idle.bucket, store, rooms[0], 190_000)
+            for state in idle.engine.rooms.values():
+                state.last_safety = clock.now  # both listed just now: none due by pace
+            every = int(16 * 60 / CONFIG.idle_interval) + 1  # rounds between junk segments
+            counts, junk, at = [], [], 0
+            for i in range(int(3 * 3600 / CONFIG.idle_interval)):  # 3 hours idle
+                if i % every == 0:  # each marker after the last (3 minutes ago, settled)
+                    at = max(at + 1, int(time.time() * 1000) - 180_000)
+                    junk.append(_junk_segment(store, rooms[0], at, i))
+                counts.append(await idle.round())
+            hourly = _hours(counts)
+            assert max(hourly) <= BUDGET, hourly  # before: [1233, 850, 849]
+            room = idle.engine.rooms[rooms[0]]
+            for _ in range(int(16 * 60 / CONFIG.idle_interval) + 1):
+                await idle.round()  # the last one's owed listing, 16 minutes on
+            assert all(path in room.known for path in junk)  # read by the owed listings
+            assert not room.unread and not room.owed_paths and room.listing_owed_at is None
+            assert not any(idle.listed)  # no safety listing of the room
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+def test_an_owed_segment_that_is_gone_is_no_longer_unread(tmp_path: Path, clock: Clock) -> None:
+    """A read on a notice that failed leaves its segment unread and owed. When the owed
+    listing's page (from just before it) does not show it, it is not there: the note
+    goes, and nothing else of the room is listed."""
+    store = tmp_path / "store"
+
+    async def run() -> None:
+        rooms = await _rooms(store, 1)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            room = idle.engine.rooms[rooms[0]]
+            room.last_safety = clock.now  # listed just now: not due by pace
+            at = int(time.time() * 1000) - 180_000
+            path = _junk_segment(store, rooms[0], at, 1)
+            await idle.round()  # the marker: read, not kept, owed
+            assert path in room.unread and path in room.owed_paths
+            (store / path).unlink()
+            before = idle.bucket.requests
+            await idle.round()  # the owed listing: one page
+            assert idle.bucket.requests - before <= 2  # the markers, the page
+            assert path not in room.unread and not room.owed_paths
+            assert room.listing_owed_at is None
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+def test_an_owed_listing_takes_a_few_pages_and_owes_the_rest(tmp_path: Path, clock: Clock) -> None:
+    """Segments owed in six day folders (a member's made-up notices): one owed listing
+    takes at most ``OWED_PAGES_MAX`` pages, a page each, and what it did not reach is
+    owed on, on the back-off; the next one lists the rest. None is there: each owed
+    listing ends with nothing unread."""
+    store = tmp_path / "store"
+
+    async def run() -> None:
+        rooms = await _rooms(store, 1)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            room = idle.engine.rooms[rooms[0]]
+            room.last_safety = clock.now
+            poller_ = idle.engine._poller
+            owed = [
+                f"{logs_prefix(rooms[0])}2025-01-0{d}/messages_{d}_{d}_x.jsonl" for d in range(1, 7)
+            ]
+            for path in owed:
+                poller_._owe_listing(rooms[0], path)
+            assert list(room.owed_paths) == owed
+            room.listing_owed_at = clock.now  # due at the next round
+            before = Counter(idle.bucket.listings)
+            await idle.round()
+            listed = [f for f in idle.bucket.listings - before if f.startswith("rooms/")]
+            assert sorted(listed) == [p.rpartition("/")[0] + "/" for p in owed[:OWED_PAGES_MAX]]
+            assert list(room.owed_paths) == owed[OWED_PAGES_MAX:]
+            assert room.listing_owed_at is not None and not any(idle.listed)
+            clock.now = room.listing_owed_at
+            before = Counter(idle.bucket.listings)
+            await idle.round()
+            listed = [f for f in idle.bucket.listings - before if f.startswith("rooms/")]
+            assert sorted(listed) == [p.rpartition("/")[0] + "/" for p in owed[OWED_PAGES_MAX:]]
+            assert not room.owed_paths and room.listing_owed_at is None
+        finally:
+            await idle.engine.close()
 
     asyncio.run(run())
