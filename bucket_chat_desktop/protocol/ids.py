@@ -275,6 +275,12 @@ def place_order(path: str, line: int) -> tuple[str, str, int]:
     return (path if path.isascii() else unicodedata.normalize("NFC", path)), path, line
 
 
+def is_segment_name(name: str) -> bool:
+    """Whether ``name`` (the last part of a path) has the form of a segment's name: one
+    regular expression, no parse (a count over a day folder of many names)."""
+    return _SEGMENT_NAME_RE.fullmatch(name) is not None
+
+
 def is_day_folder(name: str) -> bool:
     """Whether a folder right in a room's ``logs/`` may hold segments (looks like a date)."""
     return _DATE_RE.fullmatch(name) is not None

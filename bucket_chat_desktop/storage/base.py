@@ -435,6 +435,21 @@ class Storage(abc.ABC):
         items = await self.list_objects(prefix)
         return items if after is None else [i for i in items if i.path > after]
 
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        """At most ``most`` objects under ``prefix`` whose path sorts after ``after``, in
+        name order, and whether the listing stopped before the end (more follow). A bucket
+        asks only the pages those take (``most`` / 1,000, and one for the end), starting
+        after ``after`` where its service can (S3, GCS); Azure lists from the folder's
+        start, and names before ``after`` count against ``most`` there. What a listing
+        of a folder a member filled with junk may cost is then the caller's to choose
+        (``sync/poller.py``: a room's background listing, a listing owed by a read on a
+        notice). Here: the whole listing, cut (a folder, where listing costs nothing)."""
+        items = await self.list_after(prefix, after)
+        most = max(most, 0)
+        return items[:most], len(items) > most
+
     async def list_between(self, prefix: str, after: str | None, before: str) -> list[ObjectInfo]:
         """Objects under ``prefix`` whose path sorts after ``after`` and before
         ``before``. A bucket lists in name order, page by page: it asks no page past

@@ -435,10 +435,16 @@ class Listing:
     listing must end (``more``): within ``LIST_MAX_PAGES`` pages and ``LIST_MAX_OBJECTS``
     objects, never naming a page it had already named."""
 
-    def __init__(self, storage: FsspecStorage, what: str, stop: str | None = None) -> None:
+    def __init__(
+        self, storage: FsspecStorage, what: str, stop: str | None = None, most: int | None = None
+    ) -> None:
         self._storage = storage
         self.what = what
         self.stop = stop  # a key: no page is asked once one ended at or past it
+        # Objects the caller wants at most (``list_first``): no page is asked once the
+        # pages held that many; ``cut`` says the service had more to list then.
+        self.most = most
+        self.cut = False
         self.pages = 0
         self.objects = 0
         self.overlong = 0  # names over ``NAME_MAX`` skipped (``named``)
@@ -517,6 +523,9 @@ class Listing:
         if self.stop is not None and last is not None and last >= self.stop:
             return False  # the rest sorts after what the caller asked for
         if token is None or token == "":
+            return False
+        if self.most is not None and self.objects >= self.most:
+            self.cut = True  # the caller wants no more: the next page is not asked
             return False
         if not isinstance(token, str):
             raise self.malformed("the next page's token is not text")
@@ -1364,15 +1373,33 @@ class FsspecStorage(Storage, abc.ABC):
     async def list_between(self, prefix: str, after: str | None, before: str) -> list[ObjectInfo]:
         return await self._list(prefix, after, before)
 
+    @on_io_loop
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        most = max(most, 0)
+        cut: list[bool] = []
+        items = await self._list(prefix, after, most=most, cut=cut)
+        return items[:most], len(items) > most or bool(cut)
+
     async def _list(
-        self, prefix: str, after: str | None, before: str | None = None
+        self,
+        prefix: str,
+        after: str | None,
+        before: str | None = None,
+        *,
+        most: int | None = None,
+        cut: list[bool] | None = None,
     ) -> list[ObjectInfo]:
+        """The listing of ``prefix`` (see ``list_after``, ``list_between``); ``most``: no
+        page asked once the pages held that many objects, and ``cut`` gets True when the
+        service had more then (``list_first``)."""
         folder = self._folder_key(prefix)
         start = self._key(after) if after else None
         stop = self._key(before) if before is not None else None
         fs = await self._filesystem()
         what = f"cannot list {self.display(prefix)}"
-        listing = Listing(self, what, stop)
+        listing = Listing(self, what, stop, most)
         try:
             found = checked_keys(await self._list_keys(fs, folder, start, None, listing), listing)
         except Exception as exc:
@@ -1396,6 +1423,8 @@ class FsspecStorage(Storage, abc.ABC):
                     f"with an impossible size ({item.size}): a broken or hostile service"
                 )
         items.sort(key=lambda i: i.path)
+        if cut is not None and listing.cut:
+            cut.append(True)
         return items
 
     @on_io_loop

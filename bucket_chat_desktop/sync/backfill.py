@@ -54,7 +54,7 @@ from .room_objects import (
     unreadable_finding,
 )
 from .room_state import FAULT_NOTE, RoomState
-from .schedule import UNREAD_RETRY
+from .schedule import UNREAD_RETRY, listing_pages
 from .stopping import stop_tasks
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ class Backfill:
         ``warm``: an earlier pass read everything, so only new days need listing, and the
         days ``also`` names (where something could not be read)."""
         held = len(room.known)  # what the listing must show: kept before it was asked
-        days, loose_noted = await self.list_days(room)
+        days, loose_noted, _ = await self.list_days(room)
         dates = sorted(days, reverse=True)
         self._engine._set_online(True, "")
         # Whether a refusal's finding went (``relist``) or came: the room's verdict changed.
@@ -488,18 +488,28 @@ class Backfill:
         self._engine.requests += 1
         return await self._engine.storage.list_objects(prefix)
 
-    async def list_days(self, room: RoomState) -> tuple[list[str], bool]:
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        """``Storage.list_first``: at most ``most`` objects after ``after``, and whether
+        more follow; counted as the pages it takes (``schedule.listing_pages``)."""
+        self._engine.requests += listing_pages(most)
+        return await self._engine.storage.list_first(prefix, after, most)
+
+    async def list_days(self, room: RoomState) -> tuple[list[str], bool, int]:
         """The room's day folders (``logs/<day>/``), in one listing that also shows the
         objects right in ``logs/``: no segment's place (PROTOCOL.md section 2.2), each is
         noted as refused unread with an ``unexpected-object`` notice (at most
         ``LOOSE_NOTED``, then one for the rest); one no longer listed is forgotten. They
         were ignored without a word: a segment put there, its messages never shown, and
-        ``verify`` said nothing. Also True when such a note changed (the verdict did)."""
+        ``verify`` said nothing. Also True when such a note changed (the verdict did),
+        and the names the listing gave (what it cost: ``schedule.listing_pages``)."""
         prefix = logs_prefix(room.room_id)
         self._engine.requests += 1
         level = await self._engine.storage.list_level(prefix)
+        names = len(level.folders) + len(level.objects) + level.more
         if not level.objects and not room.refused_in(prefix):  # one look: most rooms
-            return level.folders, False
+            return level.folders, False, names
         loose = [f"{prefix}{name}" for name in level.objects]  # names shown as text
         notes = {
             path: Finding(
@@ -530,7 +540,7 @@ class Backfill:
                     changed = room.note_refused(path, UNKNOWN_SIZE, finding) or changed
             return changed
 
-        return level.folders, await self._engine._serially(note, room=room.room_id)
+        return level.folders, await self._engine._serially(note, room=room.room_id), names
 
     async def download(
         self,

@@ -39,6 +39,7 @@ from ..protocol.activity import activity_folder, parse_marker
 from ..protocol.audit import HOLD_AHEAD_MS
 from ..protocol.ids import (
     SegmentName,
+    is_segment_name,
     is_valid_room_id,
     logs_prefix,
     newest_days,
@@ -55,9 +56,14 @@ from .folder_watch import NotWatchable, Watch, new_watch
 from .room_objects import Budget
 from .schedule import (
     FEED_NAMED_GRACES,
+    LISTING_PAGE,
+    SAFETY_COST,
+    SAFETY_PAGES_MAX,
     SafetyPace,
     background_period,
+    charged_wait,
     feed_rest,
+    listing_pages,
     poll_delay,
     safety_period,
     safety_wait,
@@ -127,6 +133,13 @@ OWED_QUIET = 3600.0
 A member who writes a junk segment and its marker every few seconds made every reader
 read the whole room again every 15 s (a read not kept leaves the room "worth reading
 again"), behind other windows too, where it used to be every 4 hours."""
+OWED_PATHS_MAX = 64  # segments an owed listing of a room looks for (``RoomState.owed_paths``)
+OWED_PAGES_MAX = 4
+"""Pages one owed listing of a room takes at most on a bucket (``_list_owed``): each
+lists one page of the day folder from just before a segment owed. It listed the room's
+newest days whole, as a safety listing: a member who filled them with 190,000 junk names
+and wrote an empty segment every 16 minutes made every reader list 380 pages each time,
+977 requests an hour (red team rt94). What is left is owed on."""
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 REREADS = 2  # a hint read that got nothing and was named again meanwhile: read again
 NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh lists too
@@ -417,7 +430,11 @@ class Poller:
         # spread over the period). Before, every room's listing came due in the same
         # round every 4 hours, and 300 rooms cost 230 requests an hour idle (red team
         # rt75). What someone waits for is not paced: the focused room, a room read only
-        # partly while the window is in front, a listing owed by a failed read, a folder.
+        # partly while the window is in front, a folder. A listing owed by a failed read
+        # lists on a bucket only from just before what it owes (``_list_owed``: a page or
+        # a few), never the room's days whole (red team rt94). A paced listing is charged
+        # by the pages it took: a room whose listing costs more waits as much longer
+        # (``schedule.charged_wait``), and takes at most ``SAFETY_PAGES_MAX`` pages.
         stretched = background_period(config, len(rooms))
         ceiling = config.background_safety  # how far a failed room's wait grows (at least)
         paced: list[RoomState] = []
@@ -432,6 +449,7 @@ class Poller:
                 local=self._local is not None,
             )
             owed = room.room_id in owed_now
+            scoped = owed and self._local is None  # what is owed only (``_list_owed``)
             background = not owed and self._local is None and period >= config.background_safety > 0
             # A failed attempt counts (``_safety_pass``): the room waits its period again,
             # longer after each failure in a row (``safety_wait``; red team rt77).
@@ -439,16 +457,18 @@ class Poller:
             if (
                 room.complete
                 and background
-                and now - room.last_safety >= safety_wait(stretched, fails, ceiling)
+                and now - room.last_safety >= self._background_wait(room, stretched, ceiling)
             ):
                 paced.append(room)
+            elif scoped and not room.owed_paths:
+                pass  # nothing named in a day folder: no listing of the room's days shows it
             elif (
                 room.complete
                 and not background
                 and (owed or now - room.last_safety >= safety_wait(period, fails, ceiling))
             ):
                 asked = True
-                step = self._start_safety(room)
+                step = self._start_safety(room, owed=scoped)
                 if step is not None:
                     steps[step] = None
                 if owed:
@@ -460,7 +480,7 @@ class Poller:
         # The room due longest ago first: one whose listing failed waits behind those
         # that came due before its retry (it was sorted by its last success, always
         # first, and took every token: red team rt77).
-        paced.sort(key=lambda r: r.last_safety + safety_wait(stretched, r.safety_failures, ceiling))
+        paced.sort(key=lambda r: r.last_safety + self._background_wait(r, stretched, ceiling))
         for room in paced:
             if not self.safety_pace.ready():
                 break  # a later round: the pace spreads them over the period
@@ -478,6 +498,14 @@ class Poller:
         elif asked:
             self._engine._set_online(True, "")
         return found
+
+    @staticmethod
+    def _background_wait(room: RoomState, period: float, ceiling: float) -> float:
+        """Seconds from the room's last background safety listing (or attempt) to its
+        next: its ``period``, longer after failures in a row (``safety_wait``: red team
+        rt77), stretched by what its last listing cost (``charged_wait``: rt94)."""
+        wait = safety_wait(period, room.safety_failures, ceiling)
+        return charged_wait(wait, room.listing_pages, period)
 
     async def _wait_for(
         self, steps: Iterable[asyncio.Task[int]], wait: float | None
@@ -513,10 +541,11 @@ class Poller:
         elif task.result():
             self.note_activity()
 
-    def _start_safety(self, room: RoomState) -> asyncio.Task[int] | None:
+    def _start_safety(self, room: RoomState, *, owed: bool = False) -> asyncio.Task[int] | None:
         """Start the room's safety pass as a task of its own, unless its last one still
         runs (a request of it waits for the storage, or it reads a lot): then the room
-        is left out of this round, and the log says so (once per pass)."""
+        is left out of this round, and the log says so (once per pass). ``owed``: only
+        what reads on notices left owed (``_list_owed``)."""
         running = self._safety.get(room.room_id)
         if running is not None and not running.done():
             told = room.room_id in self._safety_told
@@ -530,20 +559,24 @@ class Poller:
             return None
         if self._engine._dropped(room):  # ``close`` may be past the passes it cancels
             return None
-        task = asyncio.create_task(self._safety_pass(room), name=f"bc-safety-{room.room_id}")
+        task = asyncio.create_task(
+            self._safety_pass(room, owed=owed), name=f"bc-safety-{room.room_id}"
+        )
         task.add_done_callback(self._step_ended)
         self._safety[room.room_id] = task
         return task
 
-    async def _safety_pass(self, room: RoomState) -> int:
-        """One room's safety pass (``poll_once``): the segments it found. Either kind
+    async def _safety_pass(self, room: RoomState, *, owed: bool) -> int:
+        """One room's safety pass (``poll_once``): the segments it found. Each kind
         takes one of the ``SAFETY_AT_ONCE`` places (a room read all over again lists
         more than a refresh: every room read only partly after an outage would list
         and download at once)."""
         before = len(room.known)
         try:
             async with self._safety_slots:
-                if room.worth_reading_again:  # read it all again: the verdict waits
+                if owed:  # a bucket's listing owed by reads on notices: what they named
+                    await self._list_owed(room)
+                elif room.worth_reading_again:  # read it all again: the verdict waits
                     await self._read_again(room)
                     await self._read_again_ended(room)
                 else:
@@ -658,7 +691,7 @@ class Poller:
             oldest = next((p for p, m in queue.items() if m and p not in self._reading), path)
             del queue[oldest]  # left to the room's listing, owed now
             log.debug("room %s: markers name more than can be read: listed instead", room_id)
-            self._owe_listing(room_id)
+            self._owe_listing(room_id, oldest)
         return reader
 
     async def _read_hints(self, room_id: str, queue: dict[str, bool]) -> int:
@@ -688,7 +721,7 @@ class Poller:
                 finally:
                     queue.pop(path, None)
                     if not kept or self._left_unread(room_id, path):
-                        self._owe_listing(room_id)
+                        self._owe_listing(room_id, path)
         finally:
             if self._hint_readers.get(room_id) is asyncio.current_task():
                 del self._hint_readers[room_id], self._hints[room_id]
@@ -714,13 +747,24 @@ class Poller:
         elif room.listing_owed_at is None:
             room.listing_owed_at = now + HINT_RETRY
 
-    def _owe_listing(self, room_id: str) -> None:
-        """A read on a notice failed or was not kept: the room's safety listing runs
-        within ``HINT_RETRY`` s (at the next round from then), once for any number of
-        such reads meanwhile; each owed listing in a row waits ``OWED_BACKOFF`` times
-        longer (up to 16 minutes), until an hour passes without one."""
+    def _owe_listing(self, room_id: str, path: str) -> None:
+        """A read on a notice of ``path`` failed or was not kept: the room is listed within
+        ``HINT_RETRY`` s (at the next round from then), once for any number of such reads
+        meanwhile; each owed listing in a row waits ``OWED_BACKOFF`` times longer (up to
+        16 minutes), until an hour passes without one. On a bucket that listing looks for
+        what the reads named only (``_list_owed``: a page from just before each, at most
+        ``OWED_PATHS_MAX`` of them): a name in no day folder of the room is in no listing
+        of its days, and owes nothing; in a folder, the room's safety pass (listing costs
+        nothing there)."""
         room = self._engine.rooms.get(room_id)
-        if room is None or room.listing_owed_at is not None:
+        if room is None:
+            return
+        if self._local is None:
+            if _day_of(room_id, path) is None:
+                return
+            if len(room.owed_paths) < OWED_PATHS_MAX:
+                room.owed_paths[path] = None
+        if room.listing_owed_at is not None:
             return
         now = time.monotonic()
         streak = room.owed_streak if now - room.owed_taken_at < OWED_QUIET else 0
@@ -1108,6 +1152,18 @@ class Poller:
                 raise
             return exc
 
+    async def _list_day_within(
+        self, room_id: str, date: str, most: int
+    ) -> tuple[list[ObjectInfo] | StorageError, bool]:
+        """As ``_list_day``, at most ``most`` names (``Storage.list_first``), and whether
+        the folder holds more."""
+        try:
+            return await self._backfill.list_first(f"{logs_prefix(room_id)}{date}/", None, most)
+        except StorageError as exc:
+            if not self._engine.answered(exc):
+                raise
+            return exc, False
+
     async def _list_dropped(self, room_id: str, date: str) -> int:
         """List one day folder of a room where the budget dropped a segment, and read
         what is new there (as ``refresh`` does, for that day only): the segments kept."""
@@ -1171,15 +1227,92 @@ class Poller:
             room.backfill = task
         await asyncio.shield(task)
 
+    async def _list_owed(self, room: RoomState) -> int:
+        """A bucket's listing owed by reads on notices (``_owe_listing``): one page of the
+        day folder from just before each segment they named (``Storage.list_first``: a
+        request whatever the folder holds; Azure lists from the folder's start), at most
+        ``OWED_PAGES_MAX`` pages. What it lists of those is read with its listed size and
+        kept (or refused, by what it is) as a safety listing would; one not there is
+        gone, and its note goes. What the pages did not reach stays owed. Only those:
+        the room's days whole are its safety listing's, paced by what they cost (red
+        team rt94). The segments kept."""
+        room_id = room.room_id
+        owed = sorted(p for p in room.owed_paths if p not in room.known)  # kept meanwhile
+        room.owed_paths.clear()
+        covered: dict[str, ObjectInfo | None] = {}  # owed path -> as listed (None: not there)
+        pages, i = 0, 0
+        try:
+            while i < len(owed) and pages < OWED_PAGES_MAX and not self._engine._dropped(room):
+                folder = owed[i].rpartition("/")[0] + "/"
+                listed, more = await self._backfill.list_first(folder, owed[i][:-1], LISTING_PAGE)
+                pages += 1
+                last = listed[-1].path if listed else None
+                shown = {item.path: item for item in listed}
+                reached = i
+                while i < len(owed) and owed[i].startswith(folder):
+                    if more and (last is None or owed[i] > last):
+                        break  # past this page: the next starts just before it
+                    covered[owed[i]] = shown.get(owed[i])
+                    i += 1
+                if i == reached:  # the page did not reach them (Azure: junk before them)
+                    while i < len(owed) and owed[i].startswith(folder):
+                        i += 1  # owed on, below
+        except StorageError as exc:
+            left = [p for p in owed if p not in covered]
+            room.owed_paths.update(dict.fromkeys(left))
+            if left:
+                self._owe_listing(room_id, left[0])
+            if not self._engine.answered(exc):
+                raise
+            log.info("room %s: the listing owed by a read on a notice failed: %s", room_id, exc)
+            return 0
+        left = [p for p in owed if p not in covered]
+        if left:  # the pages did not reach them: owed on, on the same back-off
+            room.owed_paths.update(dict.fromkeys(left))
+            self._owe_listing(room_id, left[0])
+        new = [
+            item
+            for item in covered.values()
+            if item is not None and not room.holds(item) and item.path not in self._reading
+        ]
+        gone = [path for path, item in covered.items() if item is None]
+        failed: dict[str, str] = {}
+        fetched = await self._backfill.download(room, new, failed) if new else []
+
+        def forget() -> bool:  # state thread: what is not there is not unread
+            changed = False
+            for path in gone:
+                changed = room.unread.pop(path, None) is not None or changed
+                changed = room.forget_refused(path) or changed
+            return changed
+
+        async with room.lock:
+            audit = bool(gone) and await self._engine._serially(forget, room=room_id)
+            shown_room = room_id == self._engine.focused
+            kept = await self._keep(room, fetched, failed, shown=shown_room, audit=audit)
+        return len(fetched) if kept else 0
+
     async def refresh(self, room_id: str) -> None:
         """``SyncEngine.refresh``: late deliveries land in the newest two days; older
         ones are announced by markers or found by the next full pass. Listed and
         downloaded outside the room's lock, kept under it: what arrived meanwhile
         (this device's own delivery, a hint) is not kept twice, and a read that failed
-        meanwhile is not noted for a segment kept meanwhile (``_keep``)."""
+        meanwhile is not noted for a segment kept meanwhile (``_keep``).
+
+        What the listings took is the room's ``listing_pages`` (its next background
+        listing waits as much longer: ``schedule.charged_wait``). On a bucket behind
+        other windows (the background listings, paced) it stops once it took
+        ``SAFETY_PAGES_MAX`` pages (days whose folders hold more names than that: junk
+        a member wrote there) and raises a ``StorageError`` that says which day and how
+        many names: a failed attempt, which the room says (``_refresh_failed``), using
+        nothing of what it listed. Someone looking has the room listed whole."""
         room = self._engine._room(room_id)
+        background = self._local is None and not self._engine.window_focused
+        most_pages = SAFETY_PAGES_MAX if background else None
         held = len(room.known)  # what the listings must show: kept before they were asked
-        listed_days, loose_noted = await self._backfill.list_days(room)
+        listed_days, loose_noted, level_names = await self._backfill.list_days(room)
+        pages = listing_pages(level_names)
+        heavy: list[tuple[str, int, int]] = []  # days of more than a page: names, junk
         day_names = set(listed_days)
         # Days read before that are no longer listed at all (removed whole: an object
         # store has no empty folders): noted as an opening notes them, from the listing
@@ -1204,7 +1337,18 @@ class Poller:
         unlisted: dict[str, str] = {}
         for date in [*dates, *older]:
             folder = f"{logs_prefix(room_id)}{date}/"
-            listed = await self._list_day(room_id, date)
+            if most_pages is None:
+                listed = await self._list_day(room_id, date)
+            else:
+                most = max(most_pages - pages, 1) * LISTING_PAGE
+                listed, more = await self._list_day_within(room_id, date, most)
+                if more:
+                    pages += listing_pages(most)
+                    room.listing_pages = pages
+                    raise StorageError(_over_cost(room_id, date, listed, most_pages))
+            pages += listing_pages(len(listed)) if isinstance(listed, list) else 1
+            if isinstance(listed, list) and len(listed) > LISTING_PAGE:
+                heavy.append((date, len(listed), _junk(listed[: SAFETY_PAGES_MAX * LISTING_PAGE])))
             if isinstance(listed, StorageError):
                 # A day that cannot be listed (a folder nobody may read put into it, a
                 # bucket's day overfilled with junk) is noted — the room is not
@@ -1239,6 +1383,29 @@ class Poller:
             await self._keep(room, fetched, failed, shown=False, audit=audit)
             room.last_safety = time.monotonic()
             room.safety_failures = 0
+        self._charge(room, pages, heavy)
+
+    def _charge(self, room: RoomState, pages: int, heavy: list[tuple[str, int, int]]) -> None:
+        """Keep what the room's safety listing took (``listing_pages``) and, when it took
+        more than the budget counts (``SAFETY_COST``), say so in the log: which days hold
+        how many names, and how many of them are no segment's (junk a member wrote)."""
+        was, room.listing_pages = room.listing_pages, pages
+        cap = SAFETY_PAGES_MAX * LISTING_PAGE  # names counted (``refresh``)
+        if pages <= SAFETY_COST or was == pages:
+            return
+        days = "; ".join(
+            f"{date}: {names:,} names, {junk:,} of the first {min(names, cap):,} no segment's"
+            for date, names, junk in heavy
+        )
+        log.log(
+            logging.INFO if was <= SAFETY_COST else logging.DEBUG,
+            "room %s: its safety listing took %d requests (%s): listed %.0f times less "
+            "often behind other windows",
+            room.room_id,
+            pages,
+            days or "its days",
+            pages / SAFETY_COST,
+        )
 
     async def _noted_days(self, room: RoomState, newest: set[str], listed: set[str]) -> list[str]:
         """The newest ``NOTED_DAYS`` days of ``listed``, besides ``newest``, that hold a
@@ -1465,6 +1632,34 @@ def _days_listed(room: RoomState, listed: set[str], held: int) -> bool:
     if listed and room.refused:
         changed = drop_refused_days(room, listed) or changed
     return changed
+
+
+def _day_of(room_id: str, path: str) -> str | None:
+    """The day folder (``logs/<day>/``) of the room that ``path`` is right in, or None."""
+    prefix = logs_prefix(room_id)
+    day, sep, name = path.removeprefix(prefix).partition("/")
+    if not path.startswith(prefix) or not day or not sep or not name or "/" in name:
+        return None
+    return day
+
+
+def _over_cost(room_id: str, date: str, listed: list[ObjectInfo] | StorageError, pages: int) -> str:
+    """Why a background listing of the room stopped (``Poller.refresh``): the day, how
+    many names it listed before it stopped, and how many of them are no segment's."""
+    if isinstance(listed, StorageError):
+        return str(listed)
+    junk = _junk(listed)
+    return (
+        f"its day {terminal_safe(date, limit=40)} holds over {len(listed):,} objects, "
+        f"{junk:,} of the first {len(listed):,} not segments: listing it takes more than "
+        f"the {pages} requests a storage may spend on a room in the background; it is "
+        "listed whole when the room is on screen"
+    )
+
+
+def _junk(listed: Sequence[ObjectInfo]) -> int:
+    """How many of ``listed`` are not named as segments are (a member's junk)."""
+    return sum(1 for item in listed if not is_segment_name(item.path.rpartition("/")[2]))
 
 
 def _days_from_today(key: tuple[str, str]) -> int:

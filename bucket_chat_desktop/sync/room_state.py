@@ -90,6 +90,10 @@ class RoomState:
     # Safety listings (``Poller.refresh``) that failed in a row: the next waits longer
     # (``schedule.safety_wait``). Loop-side.
     safety_failures: int = 0
+    # Requests (pages) the room's last safety listing took (``Poller.refresh``): one that
+    # took more than ``schedule.SAFETY_COST`` stretches its background period by as much
+    # (``schedule.charged_wait``; red team rt94). Loop-side.
+    listing_pages: int = 0
     # Since when (wall clock, seconds) and why the room's history could not be checked:
     # its safety listing failed (refused by the storage for this room, or twice in a
     # row). A segment removed or rewritten meanwhile is not noticed, so the verdict is
@@ -109,6 +113,10 @@ class RoomState:
     # next one waits four times longer (``Poller._owe_listing``), until a quiet spell.
     owed_streak: int = 0
     owed_taken_at: float = 0.0
+    # The segments those reads named (oldest first, at most ``poller.OWED_PATHS_MAX``): on
+    # a bucket the owed listing lists only from just before each (``Poller._list_owed``),
+    # not the room's newest days whole. Loop-side.
+    owed_paths: dict[str, None] = field(default_factory=dict)
     released: int = 0  # the date of the held-back row last audited for (``release_due``)
     # The older day a warm pass listed last, besides the newest (``backfill``: one more a
     # pass, in turn, so a segment removed from any day read before is found in time).

@@ -25,6 +25,13 @@ again, twice as long after each failure in a row (``safety_wait``), and goes beh
 rooms that came due before it. One room whose listing always fails took every paced
 listing of its storage, and the others were never listed again (red team rt77).
 
+A room's background listing is charged by what it cost (red team rt94): a member may
+fill a quiet room's newest day folders with junk names, which every listing of them
+pages through (``LISTING_PAGE`` names a request). A room whose last listing took more
+than ``SAFETY_COST`` requests waits that many times its period (``charged_wait``), and
+one background listing takes at most ``SAFETY_PAGES_MAX`` pages: past them it stops,
+and counts as a failed attempt.
+
 A room's metadata whose read failed is read again on a round, after a wait that doubles
 with each failure (``metadata_retry_delay``).
 
@@ -203,6 +210,42 @@ class SafetyPace:
     def spend(self) -> None:
         """A listing started."""
         self.tokens -= 1.0
+
+
+LISTING_PAGE = 1_000
+"""Names one request of a bucket's listing gives at most (S3 and GCS; Azure gives up to
+5,000, counted here as 1,000): what a listing costs is counted by it (``listing_pages``)."""
+SAFETY_COST = 3
+"""Requests a room's background safety listing costs as the idle budget counts it
+(docs/SCHEDULING.md, "What an idle storage costs"): its days, and its newest two days,
+a page each. One that took more stretches the room's period (``charged_wait``)."""
+SAFETY_PAGES_MAX = 30
+"""Pages one background safety listing of a room may take, its days and day folders
+together (30,000 names); past them it stops, uses nothing of what it listed, and counts
+as a failed attempt (``safety_wait``), which the room says. Two such in one hour cost
+60 requests besides the 80 marker listings: within the 150. A day of a room holds one
+segment per message sent: 30,000 are more than people write in a day."""
+COST_STRETCH_MAX = 16
+"""How far a room's background wait may be stretched, cost and failures together
+(``charged_wait``): 64 hours at the 4 h period."""
+
+
+def listing_pages(names: int) -> int:
+    """Requests a bucket's listing of ``names`` names takes: a page each ``LISTING_PAGE``,
+    at least one (an empty folder is asked too)."""
+    return max(1, -(-max(names, 0) // LISTING_PAGE))
+
+
+def charged_wait(wait: float, pages: int, period: float) -> float:
+    """Seconds a room waits for its next background safety listing when its wait by period
+    and failures is ``wait`` (``safety_wait``) and its last listing took ``pages``
+    requests: ``wait`` times ``pages / SAFETY_COST`` when that is more than one, so a
+    room that costs *k* times what the budget counts is listed *k* times less often and
+    costs the storage the same on average (a quiet room whose two newest days a member
+    filled with 29,000 junk names: every 40 hours, not every 4). At most
+    ``COST_STRETCH_MAX`` times ``period`` (never less than ``wait``)."""
+    stretch = max(1.0, pages / SAFETY_COST)
+    return min(wait * stretch, max(wait, max(period, 0.0) * COST_STRETCH_MAX))
 
 
 SAFETY_FAILED_STEPS = 3

@@ -280,6 +280,11 @@ class WatchedStorage(Storage):
     async def list_between(self, prefix: str, after: str | None, before: str) -> list[ObjectInfo]:
         return await self._timed(self.inner.list_between(prefix, after, before))
 
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        return await self._timed(self.inner.list_first(prefix, after, most))
+
     async def exists(self, path: str) -> bool:
         return await self._timed(self.inner.exists(path))
 

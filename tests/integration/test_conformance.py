@@ -211,6 +211,32 @@ async def test_list_after_returns_only_later_names(stores: Stores) -> None:
     assert after == [ObjectInfo(late, 4, after[0].content_tag)]
 
 
+async def test_list_first_gives_at_most_what_is_asked_after_a_name(stores: Stores) -> None:
+    """``list_first`` (red team rt94: a room's background listing is bounded, a listing
+    owed by a read on a notice lists from just before its segment): at most ``most``
+    names after ``after``, in order, and whether more follow. Azure lists from the
+    folder's start (no start-after there), so names before ``after`` count against
+    ``most``: what it gives is then fewer, never other names."""
+    store = stores.new()
+    day = "rooms/r/logs/2025-01-01/"
+    names = [f"{day}messages_{n}_{n}_a.jsonl" for n in range(1, 6)]
+    for name in names:
+        await store.put_if_absent(name, b"x")
+    await store.put_if_absent("rooms/r/logs/2025-01-02/messages_9_9_a.jsonl", b"x")
+    reader = stores.new()
+    got, more = await reader.list_first(day, None, 2)
+    assert ([i.path for i in got], more) == (names[:2], True)
+    got, more = await reader.list_first(day, None, 5)
+    assert ([i.path for i in got], more) == (names, False)
+    got, more = await reader.list_first(day, names[2][:-1], 10)  # from just before it
+    assert ([i.path for i in got], more) == (names[2:], False)
+    got, more = await reader.list_first(day, names[1], 2)
+    assert [i.path for i in got] == names[2 : 2 + len(got)] and more
+    if stores.kind != "az":
+        assert len(got) == 2
+    assert await reader.list_first(day, names[-1], 3) == ([], False)
+
+
 async def test_names_with_spaces_and_non_ascii_round_trip(stores: Stores) -> None:
     store = stores.new()
     names = [

@@ -15,6 +15,7 @@ round (``Clock``), its rounds run back to back, and every request to the bucket 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import types
 from collections import Counter
@@ -25,25 +26,45 @@ import pytest
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.activity import activity_folder
+from bucket_chat_desktop.protocol.ids import logs_prefix, utc_date
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, Level, ObjectInfo, Storage
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import poller
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
+from bucket_chat_desktop.sync.poller import OWED_PAGES_MAX
 from bucket_chat_desktop.sync.schedule import SAFETY_BURST, background_period
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 BUDGET = 150  # requests an hour per storage, idle, window in the background
+PAGE = 1000  # names per listing page on S3 / GCS (and counted so for Azure)
 CONFIG = SyncConfig()  # the app's "normal" speed
 
 
 class Bucket(Storage):
-    """A folder read as a bucket is (no watch), each listing or read counted."""
+    """A folder read as a bucket is (no watch), each listing or read counted (a listing:
+    a request per ``PAGE`` names it takes, at least one). ``padding`` adds to a folder's
+    listings names a hostile member wrote there (``zz-000000``...: listed only, never
+    read, so no test writes 380,000 files); ``listings`` counts the listings of each
+    folder."""
 
     def __init__(self, inner: LocalStorage) -> None:
         self.inner = inner
         self.url = inner.url
         self.requests = 0
+        self.padding: dict[str, int] = {}  # folder -> junk names in it
+        self.listings: Counter[str] = Counter()
+
+    def _padded(self, prefix: str, items: list[ObjectInfo], after: str | None) -> list[ObjectInfo]:
+        self.listings[prefix] += 1
+        junk = self.padding.get(prefix, 0)
+        if not junk:
+            return items
+        names = (ObjectInfo(f"{prefix}zz-{i:06d}", 0) for i in range(junk))
+        return sorted(
+            [*items, *(i for i in names if after is None or i.path > after)], key=lambda i: i.path
+        )
 
     async def put_if_absent(self, path: str, data: bytes) -> bool:
         self.requests += 1
@@ -54,14 +75,22 @@ class Bucket(Storage):
         return await self.inner.get(path, max_bytes=max_bytes)
 
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
-        items = await self.inner.list_objects(prefix)
-        self.requests += max(1, (len(items) + 999) // 1000)
+        items = self._padded(prefix, await self.inner.list_objects(prefix), None)
+        self.requests += max(1, (len(items) + PAGE - 1) // PAGE)
         return items
 
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
-        items = await self.inner.list_after(prefix, after)
-        self.requests += max(1, (len(items) + 999) // 1000)
+        items = self._padded(prefix, await self.inner.list_after(prefix, after), after)
+        self.requests += max(1, (len(items) + PAGE - 1) // PAGE)
         return items
+
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        """As a bucket asks: the pages ``most`` names take, no more."""
+        items = self._padded(prefix, await self.inner.list_after(prefix, after), after)
+        self.requests += max(1, (min(len(items), most) + PAGE - 1) // PAGE)
+        return items[:most], len(items) > most
 
     async def list_dirs(self, prefix: str) -> list[str]:
         self.requests += 1
@@ -222,6 +251,218 @@ def test_the_rooms_listings_are_spread_over_their_period(tmp_path: Path, clock: 
             idle.engine._poller.safety_pace.tokens = 0.0  # nothing left for the others
             await idle.round()
             assert idle.listed[-1] == [rooms[7]]
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+def _pad(bucket: Bucket, store: Path, room: str, names: int) -> list[str]:
+    """A member's junk: ``names`` empty objects with junk names in each of the room's
+    newest two days (today and yesterday, UTC), the folders every safety listing of the
+    room reads. One of each is a real object (so the folder is a listed day); the rest
+    are added to the folder's listings by the bucket."""
+    now = int(time.time() * 1000)
+    days = [utc_date(now), utc_date(now - 86_400_000)]
+    for day in days:
+        folder = store / logs_prefix(room) / day
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "zz-real").write_bytes(b"")
+        bucket.padding[f"{logs_prefix(room)}{day}/"] = names - 1
+    return days
+
+
+def _hours(counts: list[int]) -> list[int]:
+    return [sum(counts[i : i + 80]) for i in range(0, len(counts) - 79, 80)]
+
+
+def test_junk_names_in_a_quiet_rooms_newest_days_keep_an_idle_storage_within_its_budget(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Red team rt94: a member writes 190,000 empty objects with junk names into each of
+    a quiet room's two newest day folders, once. Every background listing of the room
+    paged through them all (381 requests every 4 hours, counted as one listing): 176
+    requests an hour on average, 464 in the hour of each. Now a background listing takes
+    at most ``SAFETY_PAGES_MAX`` pages; past them it stops, counts as a failed attempt
+    (waiting longer) and the room says which day holds how many names. The other room is
+    still listed every 4 hours; the room on screen, window in front, is listed whole."""
+
+    async def run() -> None:
+        rooms = await _rooms(tmp_path / "store", 2)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            days = _pad(idle.bucket, tmp_path / "store", rooms[0], 190_000)
+            counts = await _idle_for(idle, 8)
+            hourly = _hours(counts)
+            assert max(hourly) <= BUDGET, hourly  # before: [464, 80, 80, 80, 464, ...]
+            assert len(idle.listed_at[rooms[1]]) == 2  # the other room: every 4 hours
+            quiet = idle.engine.rooms[rooms[0]]
+            assert quiet.unchecked is not None
+            why = quiet.unchecked[1]
+            assert f"its day {days[0]} holds over 29,000 objects" in why, why
+            assert "of the first 29,000 not segments" in why, why
+            # someone looks at it: listed whole, and the note goes
+            idle.engine.set_window_focused(True)
+            idle.engine.focus(rooms[0])
+            quiet.last_safety = clock.now - CONFIG.focused_safety
+            await idle.round()
+            assert quiet.unchecked is None and quiet.listing_pages == 1 + 191 + 190
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+def test_a_room_whose_listing_costs_more_is_listed_as_much_less_often(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under ``SAFETY_PAGES_MAX``, junk in a room's newest days makes its listing succeed
+    at a cost: 12,000 names a day (and today's two real segments) take 1 + 13 + 12
+    pages. That room then waits 26 / 3 times its period (``charged_wait``), and the log
+    says which days hold how many names; the other room's period does not change."""
+    caplog.set_level(logging.INFO, logger="bucket_chat.sync")
+
+    async def run() -> None:
+        rooms = await _rooms(tmp_path / "store", 2)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            days = _pad(idle.bucket, tmp_path / "store", rooms[0], 12_000)
+            counts = await _idle_for(idle, 8)
+            assert max(_hours(counts)) <= BUDGET
+            padded = idle.engine.rooms[rooms[0]]
+            assert padded.unchecked is None and padded.safety_failures == 0
+            assert padded.listing_pages == 1 + 13 + 12  # the days, today, yesterday
+            assert len(idle.listed_at[rooms[0]]) == 1  # next in 4 h x 26 / 3: 35 hours
+            assert len(idle.listed_at[rooms[1]]) == 2
+        finally:
+            await idle.engine.close()
+        said = [r.getMessage() for r in caplog.records if "its safety listing took" in r.message]
+        assert len(said) == 1, said
+        assert f"{days[1]}: 12,000 names, 12,000 of the first 12,000 no segment's" in said[0]
+
+    asyncio.run(run())
+
+
+def _junk_segment(store: Path, room: str, at_ms: int, n: int) -> str:
+    """A segment holding no event (``{}``) and its activity marker, dated 3 minutes ago:
+    read on the marker it is "not the whole object" (``backfill._hinted_doubt``), so the
+    room owes a listing (``Poller._owe_listing``), which reads it with its listed size."""
+    day = utc_date(at_ms)
+    name = f"messages_{at_ms}_{at_ms}_mallory{n}.jsonl"
+    segment = store / logs_prefix(room) / day / name
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    segment.write_bytes(b"{}\n")
+    marker = store / activity_folder(utc_date(at_ms)) / f"{at_ms}~{room}~{day}~{name}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_bytes(b"")
+    return f"{logs_prefix(room)}{day}/{name}"
+
+
+def test_a_junk_segment_every_quarter_hour_does_not_make_a_padded_room_list_all_day(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Red team rt94: the padding above, and the member writes one segment holding no
+    event, with its marker, every 16 minutes. Each, read on its marker, is not kept, and
+    the room owes a listing: that listing was not paced, listed the room's newest days
+    whole (380 pages), and its back-off stops at 16 minutes: 977 requests an hour. Now
+    the owed listing lists a page from just before the segment owed (``_list_owed``),
+    which reads and keeps it (with its finding); nothing stays unread."""
+    store = tmp_path / "store"
+
+    async def run() -> None:
+        rooms = await _rooms(store, 2)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            _pad(idle.bucket, store, rooms[0], 190_000)
+            for state in idle.engine.rooms.values():
+                state.last_safety = clock.now  # both listed just now: none due by pace
+            every = int(16 * 60 / CONFIG.idle_interval) + 1  # rounds between junk segments
+            counts, junk, at = [], [], 0
+            for i in range(int(3 * 3600 / CONFIG.idle_interval)):  # 3 hours idle
+                if i % every == 0:  # each marker after the last (3 minutes ago, settled)
+                    at = max(at + 1, int(time.time() * 1000) - 180_000)
+                    junk.append(_junk_segment(store, rooms[0], at, i))
+                counts.append(await idle.round())
+            hourly = _hours(counts)
+            assert max(hourly) <= BUDGET, hourly  # before: [1233, 850, 849]
+            room = idle.engine.rooms[rooms[0]]
+            for _ in range(int(16 * 60 / CONFIG.idle_interval) + 1):
+                await idle.round()  # the last one's owed listing, 16 minutes on
+            assert all(path in room.known for path in junk)  # read by the owed listings
+            assert not room.unread and not room.owed_paths and room.listing_owed_at is None
+            assert not any(idle.listed)  # no safety listing of the room
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+def test_an_owed_segment_that_is_gone_is_no_longer_unread(tmp_path: Path, clock: Clock) -> None:
+    """A read on a notice that failed leaves its segment unread and owed. When the owed
+    listing's page (from just before it) does not show it, it is not there: the note
+    goes, and nothing else of the room is listed."""
+    store = tmp_path / "store"
+
+    async def run() -> None:
+        rooms = await _rooms(store, 1)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            room = idle.engine.rooms[rooms[0]]
+            room.last_safety = clock.now  # listed just now: not due by pace
+            at = int(time.time() * 1000) - 180_000
+            path = _junk_segment(store, rooms[0], at, 1)
+            await idle.round()  # the marker: read, not kept, owed
+            assert path in room.unread and path in room.owed_paths
+            (store / path).unlink()
+            before = idle.bucket.requests
+            await idle.round()  # the owed listing: one page
+            assert idle.bucket.requests - before <= 2  # the markers, the page
+            assert path not in room.unread and not room.owed_paths
+            assert room.listing_owed_at is None
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+def test_an_owed_listing_takes_a_few_pages_and_owes_the_rest(tmp_path: Path, clock: Clock) -> None:
+    """Segments owed in six day folders (a member's made-up notices): one owed listing
+    takes at most ``OWED_PAGES_MAX`` pages, a page each, and what it did not reach is
+    owed on, on the back-off; the next one lists the rest. None is there: each owed
+    listing ends with nothing unread."""
+    store = tmp_path / "store"
+
+    async def run() -> None:
+        rooms = await _rooms(store, 1)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            room = idle.engine.rooms[rooms[0]]
+            room.last_safety = clock.now
+            poller_ = idle.engine._poller
+            owed = [
+                f"{logs_prefix(rooms[0])}2025-01-0{d}/messages_{d}_{d}_x.jsonl" for d in range(1, 7)
+            ]
+            for path in owed:
+                poller_._owe_listing(rooms[0], path)
+            assert list(room.owed_paths) == owed
+            room.listing_owed_at = clock.now  # due at the next round
+            before = Counter(idle.bucket.listings)
+            await idle.round()
+            listed = [f for f in idle.bucket.listings - before if f.startswith("rooms/")]
+            assert sorted(listed) == [p.rpartition("/")[0] + "/" for p in owed[:OWED_PAGES_MAX]]
+            assert list(room.owed_paths) == owed[OWED_PAGES_MAX:]
+            assert room.listing_owed_at is not None and not any(idle.listed)
+            clock.now = room.listing_owed_at
+            before = Counter(idle.bucket.listings)
+            await idle.round()
+            listed = [f for f in idle.bucket.listings - before if f.startswith("rooms/")]
+            assert sorted(listed) == [p.rpartition("/")[0] + "/" for p in owed[OWED_PAGES_MAX:]]
+            assert not room.owed_paths and room.listing_owed_at is None
         finally:
             await idle.engine.close()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from test_engine import ROOM, Recorder, create_room, write_history
 
 from bucket_chat_desktop.index import Index
+from bucket_chat_desktop.protocol.ids import logs_prefix
 from bucket_chat_desktop.storage.base import ObjectInfo, StorageOfflineError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
@@ -97,8 +98,9 @@ def test_owed_listings_in_a_row_back_off(tmp_path: Path) -> None:
         async with following(store, tmp_path) as engine:
             poller, room = engine._poller, engine.rooms[ROOM]
             waits = []
+            named = f"{logs_prefix(ROOM)}2026-01-01/messages_1_1_x.jsonl"
             for _ in range(5):
-                poller._owe_listing(ROOM)
+                poller._owe_listing(ROOM, named)
                 assert room.listing_owed_at is not None
                 waits.append(round(room.listing_owed_at - time.monotonic()))
                 room.listing_owed_at = time.monotonic() - 1  # its time came
@@ -106,7 +108,7 @@ def test_owed_listings_in_a_row_back_off(tmp_path: Path) -> None:
                 assert room.listing_owed_at is None
             assert waits == [15, 60, 240, 960, 960]
             room.owed_taken_at -= poller_module.OWED_QUIET  # an hour without one
-            poller._owe_listing(ROOM)
+            poller._owe_listing(ROOM, named)
             assert room.listing_owed_at is not None
             assert round(room.listing_owed_at - time.monotonic()) == 15
 

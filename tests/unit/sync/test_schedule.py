@@ -9,14 +9,20 @@ import pytest
 from bucket_chat_desktop.settings import Settings
 from bucket_chat_desktop.sync.engine import SyncConfig
 from bucket_chat_desktop.sync.schedule import (
+    COST_STRETCH_MAX,
     FEED_FRONT_PACE,
     FEED_NAMED_GRACES,
     FEED_REST_MAX_CYCLES,
+    LISTING_PAGE,
     SAFETY_BURST,
+    SAFETY_COST,
+    SAFETY_PAGES_MAX,
     UNREAD_RETRY,
     SafetyPace,
     background_period,
+    charged_wait,
     feed_rest,
+    listing_pages,
     poll_delay,
     safety_period,
     safety_wait,
@@ -238,3 +244,31 @@ def test_a_failed_room_listing_waits_its_period_then_longer_after_each_failure()
     assert safety_wait(NORMAL.focused_safety, 10**9, four_h) == four_h
     assert safety_wait(0.0, 3, four_h) == 0.0  # no period, no wait (a folder's rescan off)
     assert safety_wait(four_h, -1, four_h) == four_h
+
+
+def test_a_listing_costs_a_request_per_page_of_names() -> None:
+    assert [listing_pages(n) for n in (0, 1, LISTING_PAGE, LISTING_PAGE + 1)] == [1, 1, 1, 2]
+    assert listing_pages(190_000) == 190
+    assert listing_pages(-5) == 1
+
+
+def test_a_room_whose_listing_costs_more_waits_as_much_longer() -> None:
+    """Red team rt94: a room's background listing is charged by its pages (``charged_wait``):
+    what the budget counts (``SAFETY_COST``) or less changes nothing; *k* pages wait *k* / 3
+    periods; never past ``COST_STRETCH_MAX`` periods, never shorter than the wait by
+    failures. So a room costs the storage ``SAFETY_COST`` a period on average, whatever its
+    folders hold, up to the bound one listing may take (``SAFETY_PAGES_MAX``)."""
+    period = NORMAL.background_safety
+    assert charged_wait(period, 1, period) == period
+    assert charged_wait(period, SAFETY_COST, period) == period
+    assert charged_wait(period, 30, period) == 10 * period
+    assert charged_wait(period, 10_000, period) == COST_STRETCH_MAX * period
+    long_wait = safety_wait(period, 9, period)  # failed in a row: 8 periods
+    assert charged_wait(long_wait, 1, period) == long_wait
+    assert charged_wait(long_wait, 30, period) == COST_STRETCH_MAX * period
+    huge = COST_STRETCH_MAX * period * 2  # a wait already longer is not shortened
+    assert charged_wait(huge, 30, period) == huge
+    bound = SAFETY_PAGES_MAX + 7  # a bounded listing and its few one-page folders
+    for pages in range(1, bound + 1):
+        per_period = pages / (charged_wait(period, pages, period) / period)
+        assert per_period <= SAFETY_COST + 1e-9, pages
