@@ -45,6 +45,7 @@ from ..protocol.untrusted_text import RoomIds, display_name_safe, terminal_safe
 from ..storage import Storage, StorageError, open_storage
 from ..sync.client import ChatClient, RoomRef
 from ..sync.events import EventsAppended, RoomLoaded
+from ..sync.room_objects import RoomSummary
 from ..sync.room_state import RoomView
 from ..sync.rooms import join_content
 from ..sync.stopping import stop_tasks
@@ -599,16 +600,30 @@ async def _send_and_deliver(
 async def cmd_rooms(args: argparse.Namespace) -> int:
     """The storage's rooms (``ChatClient.storage_rooms``, as the app's join dialog lists
     them); if it does not answer within ``INTERACTIVE_DEADLINE``, the rooms this device's
-    index knows, with a note saying so. A storage that refuses is an error (exit 2)."""
+    index knows, with a note saying so. A storage that refuses is an error (exit 2).
+    Every room the listing gave is printed: one whose metadata got no answer in time
+    with the name this device's index last recorded, if any, and why its name was not
+    read, and a note on stderr (exit 0, as for the index's rooms: red team rt95, one
+    stalled room printed no room at all)."""
     storage = _storage(args)
     async with ChatClient.session(storage, outbox=False) as client:
         found = await client.storage_rooms(client.session_storage, limit=None, activity=False)
     if found.from_cache and not found.no_answer:
         raise StorageError(f"cannot list the rooms: {found.error}")
+    unread = [] if found.from_cache else [r for r in found.rooms if _name_unread(r)]
     if found.from_cache:
         fmt.out(f"bucket-chat: {_stale_note(found.error, found.last_read)}", file=sys.stderr)
     elif not found.rooms:
         fmt.out(f"No rooms in {terminal_safe(storage.describe())}.")
+    elif unread:
+        rooms = f"{len(unread)} room{'s' if len(unread) != 1 else ''}"
+        fmt.out(
+            f"bucket-chat: the storage did not answer in time for the name of {rooms} "
+            f"({terminal_safe(unread[0].problem, limit=fmt.TITLE_LIMIT)}); they are listed "
+            "with the name this device last read, if any. Run 'bucket-chat rooms' again "
+            "to read them.",
+            file=sys.stderr,
+        )
     # names that look like another room's name or id, as the app's join dialog marks them
     looks = name_lookalikes(
         NamedRoom(r.room_id, r.room_id, display_name_safe(r.name) if r.name else "")
@@ -619,6 +634,13 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
         if found.from_cache:  # a name the index recorded, unchecked like every other
             label = terminal_safe(room.name, limit=fmt.TITLE_LIMIT) if room.name else ""
             label += f" {mark}" if mark else ""
+        elif _name_unread(room):  # no answer for its metadata: the index's name, if any
+            no_answer = "name not read now: no answer in time"
+            label = f"({no_answer})"
+            if room.name:
+                known = terminal_safe(room.name, limit=fmt.TITLE_LIMIT)
+                known += f" {mark}" if mark else ""
+                label = f"{known} (as this device last read it; {no_answer})"
         else:
             label = (
                 fmt.room_title(room.metadata, room.room_id, mark=mark)
@@ -637,6 +659,11 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
             if room.room_id in looks:
                 fmt.out(f"  {terminal_safe(room.room_id)}: {terminal_safe(looks[room.room_id])}")
     return EXIT_OK
+
+
+def _name_unread(room: RoomSummary) -> bool:
+    """Whether the room's metadata was not read for a passing reason (no answer)."""
+    return room.passing and room.metadata is None
 
 
 def _message_texts(args: argparse.Namespace) -> list[str]:

@@ -13,6 +13,7 @@ from .base import (
     StorageOfflineError,
     StoragePermissionError,
     StorageThrottledError,
+    TakenButMissingError,
     UnreadableObjectError,
     check_object_path,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "StorageProfile",
     "StorageThrottledError",
     "StorageUrlError",
+    "TakenButMissingError",
     "UnreadableObjectError",
     "check_object_path",
     "open_location",

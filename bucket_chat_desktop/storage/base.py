@@ -86,11 +86,40 @@ class StoragePermissionError(StorageError):
 class AlreadyExistsError(StorageError):
     """A create-only write met an existing object with other contents; ``compared``
     False: with an object it could not compare with its own bytes (not read: a folder,
-    a FIFO, refused, gone again), which may hold the same ones."""
+    a FIFO, refused), which may hold the same ones. Never for a name with nothing there
+    (``TakenButMissingError``)."""
 
     def __init__(self, message: str, *, compared: bool = True) -> None:
         super().__init__(message)
         self.compared = compared
+
+
+class TakenButMissingError(StorageError):
+    """A create-only write was answered "already exists", and the object then read as
+    not there, on each of the write's tries (``taken_but_missing``): the storage
+    contradicts itself (a broken or hostile service; on a folder, something deleting
+    what is written). Nothing holds the name that this device can see, so it is no
+    "already exists" (red team rt95: a single false GCS 412 or Azure 409 ended an
+    attachment for good, "held by an object … does not exist", and refused a room as
+    "already exists" that was not there): passing, a later try may store it."""
+
+    transient = True
+
+
+TAKEN_BUT_MISSING_TRIES = 3
+"""Create-only writes tried in all on a folder when each finds the name taken and then
+nothing there (a cloud storage: its ``retries``, as the SDK tries any passing failure,
+and at least two)."""
+
+
+def taken_but_missing(shown: str, tries: int) -> TakenButMissingError:
+    """The error for ``shown`` (the object as a person reads it) after ``tries`` writes
+    each answered "already exists" with nothing there to read."""
+    return TakenButMissingError(
+        f"cannot write {shown}: the storage says an object of that name already exists, "
+        f"but shows no object there (asked {tries} times; a broken or hostile service?); "
+        "nothing was stored, try again later"
+    )
 
 
 class UnreadableObjectError(StorageError):
@@ -375,7 +404,9 @@ class Storage(abc.ABC):
 
         Returns True when this call created it, False when an object with exactly the same
         bytes was already there (a retry meeting its own write). Raises
-        ``AlreadyExistsError`` when different bytes are there.
+        ``AlreadyExistsError`` when different bytes are there, and
+        ``TakenButMissingError`` (passing) when the name is said to be taken at each try
+        and nothing is there to read.
         """
 
     def tag_of_written(self, data: bytes) -> str | None:

@@ -62,6 +62,7 @@ from .base import (
     check_object_path,
     level_of,
     md5_tag,
+    taken_but_missing,
     tell_received,
     utf8_text,
 )
@@ -1159,6 +1160,26 @@ class FsspecStorage(Storage, abc.ABC):
 
     @on_io_loop
     async def put_if_absent(self, path: str, data: bytes) -> bool:
+        # "Already exists", and then nothing there to read: the service contradicted
+        # itself. Written again, as the SDK tries again any passing failure (``retries``
+        # tries in all, at least two); then a passing error that says so, never
+        # "already exists" (red team rt95).
+        tries = max(2, self.retries)
+        for attempt in range(1, tries + 1):
+            created = await self._put_once(path, data)
+            if created is not None:
+                return created
+            if attempt < tries:
+                log.warning(
+                    "%s: the service said it already exists, then that it does not; "
+                    "writing it again",
+                    self.display(path),
+                )
+        raise taken_but_missing(self.display(path), tries)
+
+    async def _put_once(self, path: str, data: bytes) -> bool | None:
+        """One try of ``put_if_absent``; None when the service said the name is taken
+        and then that nothing is there (``_same_or_raise``)."""
         target = self._fs_path(path)
         what = f"cannot write {self.display(path)}"
         fs = await self._filesystem()
@@ -1236,20 +1257,24 @@ class FsspecStorage(Storage, abc.ABC):
                 "service?)"
             )
 
-    async def _same_or_raise(self, path: str, data: bytes) -> bool:
+    async def _same_or_raise(self, path: str, data: bytes) -> bool | None:
         """The name is taken: False when it holds these very bytes (a retry meeting its
         own earlier write), else ``AlreadyExistsError`` and the caller picks another
         name. Read with a cap of ``len(data)``: a larger object is not ours (red team
         rt57: read with the 64 MiB cap of any read, more than that at the name was a
         final "too large" and the message failed for good, and each conflict could
-        download 64 MiB). An object that may not be read, or is gone again, cannot be
-        these bytes either. Passing failures, and credentials refused (no other name
-        would fare better), are raised as they are."""
+        download 64 MiB). An object that may not be read cannot be these bytes either.
+        None when nothing is there: the service's "already exists" is contradicted by
+        its own "not found" (red team rt95), and ``put_if_absent`` writes again.
+        Passing failures, and credentials refused (no other name would fare better),
+        are raised as they are."""
         shown = self.display(path)
         try:
             existing = await self.get(path, max_bytes=len(data))
         except ObjectTooLargeError as exc:
             raise AlreadyExistsError(f"{shown} already exists with other contents") from exc
+        except StorageNotFoundError:
+            return None
         except StorageAuthError:
             raise
         except StorageError as exc:

@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 from ..osfiles import fsync_dir, kind_of, open_fd, read_capped, reparse_tag
 from .base import (
     DEFAULT_MAX_READ,
+    TAKEN_BUT_MISSING_TRIES,
     AlreadyExistsError,
     Level,
     NotRegularFileError,
@@ -64,6 +65,7 @@ from .base import (
     check_object_path,
     level_of,
     shown_object_name,
+    taken_but_missing,
     utf8_text,
 )
 
@@ -500,6 +502,17 @@ class LocalStorage(Storage):
         )
 
     def _put_if_absent(self, path: str, data: bytes) -> bool:
+        # The name taken, then nothing there to read (something deletes what is
+        # written): written again a few times, then a passing error, never "already
+        # exists" (red team rt95, the cloud services' shape: ``TakenButMissingError``).
+        for _ in range(TAKEN_BUT_MISSING_TRIES):
+            created = self._put_once(path, data)
+            if created is not None:
+                return created
+            log.warning("%s was there, then gone: writing it again", self._fs_path(path))
+        raise taken_but_missing(str(self._fs_path(path)), TAKEN_BUT_MISSING_TRIES)
+
+    def _put_once(self, path: str, data: bytes) -> bool | None:
         parts = check_object_path(path).split("/")
         target = self._fs_path(path)
         try:
@@ -511,7 +524,9 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise self._error(exc, f"cannot write {target}") from exc
 
-    def _put_in(self, folder: Folder, name: str, path: str, target: Path, data: bytes) -> bool:
+    def _put_in(
+        self, folder: Folder, name: str, path: str, target: Path, data: bytes
+    ) -> bool | None:
         tmp = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
         try:
@@ -575,15 +590,18 @@ class LocalStorage(Storage):
             raise
         os.close(fd)
 
-    def _same_or_raise(self, path: str, target: Path, data: bytes) -> bool:
+    def _same_or_raise(self, path: str, target: Path, data: bytes) -> bool | None:
         """The name is taken: False when it holds these very bytes (a retry meeting its
         own earlier write), else ``AlreadyExistsError`` and the caller picks another
         name. Anything there that cannot be compared is not these bytes: a FIFO, a link,
         a folder (red team rt57: "a folder has that name" was a final error, and the
         message failed for good), a file larger than ``data`` or one that may not be
-        read. Only a passing failure of the read is raised as it is (tried again)."""
+        read. None when nothing is there any more (``_put_if_absent`` writes again).
+        Only a passing failure of the read is raised as it is (tried again)."""
         try:
             existing = self._get(path, len(data))
+        except StorageNotFoundError:
+            return None
         except NotRegularFileError as exc:
             raise AlreadyExistsError(
                 f"{target} is occupied by a {exc.kind}", compared=False

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ from . import blobs
 from .engine import SEARCH_LIMIT, CachedRoom, RoomView, SyncEngine
 from .events import ShownEvent
 from .outbox import Outbox, PendingMessage
-from .room_objects import RoomSummary, StorageRooms, room_exists
+from .room_objects import RoomSummary, StorageRooms, Within, room_exists
 from .room_objects import storage_rooms as list_storage_rooms
 from .room_objects import summarise_rooms as summarise_storage_rooms
 from .watched import NoAnswerError, answer_within
@@ -211,19 +211,20 @@ class AttachedStorages:
         to join (by default only the ids, one listing: the dialog reads the names of
         the rooms it shows, ``summarise_rooms``) and for ``bucket-chat rooms`` (which
         shows no activity: ``activity=False`` reads one object a room instead of three
-        requests). Never raises for the storage: when it does not answer within the
-        interactive deadline (``watched.py``) or fails, the rooms this device's index
-        knows come back instead, with a note saying why (``from_cache``)."""
+        requests). Never raises for the storage: when its listing does not answer within
+        the interactive deadline (``watched.py``) or fails, the rooms this device's index
+        knows come back instead, with a note saying why (``from_cache``). Each room's
+        reads are held to the deadline on their own: a room that gets no answer is
+        ``passing``, its name as this device's index last recorded it (if any), and the
+        other rooms keep theirs (red team rt95: one stalled room emptied the list)."""
         attached = self._storages.get(storage_id)
         if attached is None:
             return StorageRooms((), note="This storage is not connected; it could not be read.")
         storage = attached.engine.storage
         now_ms = int(time.time() * 1000)
         try:
-            return await answer_within(
-                storage,
-                list_storage_rooms(storage, now_ms, limit, activity=activity),
-                what=attached.settings.name,
+            found = await list_storage_rooms(
+                storage, now_ms, limit, activity=activity, within=self._steps(attached)
             )
         except StorageError as exc:
             log.warning("could not list the rooms of %s: %s", attached.settings.name, exc)
@@ -241,6 +242,25 @@ class AttachedStorages:
                 no_answer=isinstance(exc, NoAnswerError),
                 last_read=max(reads, default=None),
             )
+        if not any(r.passing and r.name is None for r in found.rooms):
+            return found
+        names = {r.room_id: r.name for r in await attached.engine.cached_rooms() if r.name}
+        rooms = tuple(
+            dataclasses.replace(r, name=names.get(r.room_id)) if r.passing and r.name is None else r
+            for r in found.rooms
+        )
+        return dataclasses.replace(found, rooms=rooms)
+
+    @staticmethod
+    def _steps(attached: _Attached) -> Within:
+        """Each of a room's reads as a step of its own (``answer_within``)."""
+        storage = attached.engine.storage
+        name = attached.settings.name
+
+        def within(step: Coroutine[Any, Any, T]) -> Awaitable[T]:
+            return answer_within(storage, step, what=name)
+
+        return within
 
     async def summarise_rooms(
         self, storage_id: str, room_ids: Sequence[str]
@@ -249,22 +269,18 @@ class AttachedStorages:
         them unread), in their order: what the join dialog shows, read as rooms come into
         view (red team rt75: it read the first 200 ids by name, and 200 planted rooms
         named to sort first hid every other). Never raises for the storage: a room that
-        could not be read comes back without a name, with the reason as its problem."""
+        could not be read comes back without a name, with the reason as its problem;
+        one its storage did not answer for in time (each room's reads are held to the
+        interactive deadline on their own) is ``passing``, and the others keep their
+        names (red team rt95: one stalled room's metadata blanked the whole batch)."""
         attached = self._storages.get(storage_id)
         if attached is None:
             why = "This storage is not connected; it could not be read."
             return tuple(RoomSummary(r, None, None, why) for r in room_ids)
         storage = attached.engine.storage
-        try:
-            return await answer_within(
-                storage,
-                summarise_storage_rooms(storage, int(time.time() * 1000), room_ids),
-                what=attached.settings.name,
-            )
-        except StorageError as exc:
-            log.info("could not read rooms of %s: %s", attached.settings.name, exc)
-            why = f"Could not be read: {exc}"[:300]
-            return tuple(RoomSummary(r, None, None, why) for r in room_ids)
+        return await summarise_storage_rooms(
+            storage, int(time.time() * 1000), room_ids, within=self._steps(attached)
+        )
 
     async def room_view(self, ref: RoomRef) -> RoomView | None:
         """A frozen snapshot of a room's state (latest audit, metadata and its findings,

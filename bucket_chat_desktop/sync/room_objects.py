@@ -14,8 +14,9 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from ..protocol.audit import HOLD_AHEAD_MS
 from ..protocol.event import decode_json_line
@@ -42,6 +43,8 @@ from ..storage.base import (
 )
 
 log = logging.getLogger("bucket_chat.sync")
+
+T = TypeVar("T")
 
 
 async def room_exists(storage: Storage, room_id: str) -> bool:
@@ -287,6 +290,11 @@ class RoomSummary:
     # The metadata as read (None: missing, not usable, or a room known from the cache):
     # who it claims made the room, for a listing that shows it (``bucket-chat rooms``).
     metadata: RoomMetadata | None = None
+    # The name (or the activity) was not read for a passing reason: no answer in time,
+    # the storage busy or away, the metadata still being written. ``problem`` says
+    # which; nothing is wrong with the room that this device knows of, and reading it
+    # again may give it (the join dialog does, a few times).
+    passing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +349,15 @@ async def last_activity(storage: Storage, room_id: str, now_ms: int) -> int | No
     return None
 
 
+Within = Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]]
+"""How one request's worth of a room's summary is bounded: ``answer_within`` of the
+storage, as a step of its own (``ChatClient.summarise_rooms``); None: as it is."""
+
+
+async def _as_it_is(step: Coroutine[Any, Any, T]) -> T:
+    return await step
+
+
 async def summarise_room(
     storage: Storage,
     room_id: str,
@@ -348,56 +365,78 @@ async def summarise_room(
     *,
     activity: bool = True,
     budget: WaitBudget | None = None,
+    within: Within | None = None,
 ) -> RoomSummary:
     """A room's name and (with ``activity``: two listings more) last activity; a metadata
     object that cannot be read or parsed, or that is still being written, leaves the name
-    out (with a problem), never the room. Other storage errors propagate."""
+    out (with a problem), never the room. Never raises for the storage: a passing
+    failure (no answer, busy, still being written) leaves out what it kept from being
+    read, said in ``problem``, and marks the summary ``passing`` (read it again later).
+    ``within`` bounds the metadata's read and the activity's listings, each a step of
+    its own: a room whose metadata answered keeps its name when its listings do not."""
+    bound: Within = within or _as_it_is
+    path = metadata_path(room_id)
     try:
-        metadata, findings = await read_metadata(storage, room_id, budget)
+        metadata, findings = await bound(read_metadata(storage, room_id, budget))
     except StorageError as exc:  # one planted file must not fail the whole list
-        if exc.transient and not isinstance(exc, StillWritingError):
-            raise  # not answering: the list says so
-        # Still being written, or a room folder nobody may read (anyone who can write
-        # to a shared folder can make one): that room has a problem, the others none.
-        metadata, findings = (
-            None,
-            [Finding(Kind.METADATA_INVALID, str(exc), metadata_path(room_id))],
-        )
+        if exc.transient:
+            # Not answering, busy, or still being written: nothing is known of the
+            # room's name, and nothing wrong with it (red team rt95: the room's
+            # metadata was blamed, and one stalled room blanked every room's name).
+            return RoomSummary(room_id, None, None, str(exc)[:300], passing=True)
+        # A room folder nobody may read (anyone who can write to a shared folder can
+        # make one): that room has a problem, the others none.
+        metadata, findings = None, [Finding(Kind.METADATA_INVALID, str(exc), path)]
     problems = [f.message for f in findings if f.kind is not Kind.METADATA_MISSING]
     last = None
+    passing = False
     try:
-        last = await last_activity(storage, room_id, now_ms) if activity else None
+        last = await bound(last_activity(storage, room_id, now_ms)) if activity else None
     except StorageError as exc:
-        if exc.transient:
-            raise
-        problems.append(str(exc))
+        passing = exc.transient
+        problems.append(f"its last activity was not read: {exc}" if passing else str(exc))
     name = metadata.name if metadata is not None else None
-    return RoomSummary(room_id, name, last, "; ".join(problems)[:300], metadata)
+    return RoomSummary(room_id, name, last, "; ".join(problems)[:300], metadata, passing)
 
 
 async def storage_rooms(
-    storage: Storage, now_ms: int, limit: int | None = MAX_SUMMARISED, *, activity: bool = True
+    storage: Storage,
+    now_ms: int,
+    limit: int | None = MAX_SUMMARISED,
+    *,
+    activity: bool = True,
+    within: Within | None = None,
 ) -> StorageRooms:
     """Every room of a storage (``list_rooms``), the first ``limit`` (None: all) with
     their name and (``activity``) last activity, read a few at a time; the others' ids
-    in ``unread``. Storage errors propagate."""
-    found = await list_rooms(storage)
+    in ``unread``. The listing's storage errors propagate (``within`` bounds it as it
+    bounds each room's reads); a room's own are that room's (``summarise_room``)."""
+    bound: Within = within or _as_it_is
+    found: list[str] = await bound(list_rooms(storage))
     chosen = found if limit is None else found[: max(limit, 0)]
-    rooms = await summarise_rooms(storage, now_ms, chosen, activity=activity)
+    rooms = await summarise_rooms(storage, now_ms, chosen, activity=activity, within=within)
     rest = tuple(found[len(chosen) :])
     return StorageRooms(rooms, more=len(rest), unread=rest)
 
 
 async def summarise_rooms(
-    storage: Storage, now_ms: int, room_ids: Sequence[str], *, activity: bool = True
+    storage: Storage,
+    now_ms: int,
+    room_ids: Sequence[str],
+    *,
+    activity: bool = True,
+    within: Within | None = None,
 ) -> tuple[RoomSummary, ...]:
     """``summarise_room`` of each of ``room_ids``, ``_PARALLEL`` at a time, in their
-    order. Storage errors propagate."""
+    order: one result a room, whatever the others' (a room its storage does not answer
+    for is ``passing``, and the rooms that answered keep their names)."""
     gate = asyncio.Semaphore(_PARALLEL)
     budget = WaitBudget()  # for metadata still being written: a few seconds in all
 
     async def one(room_id: str) -> RoomSummary:
         async with gate:
-            return await summarise_room(storage, room_id, now_ms, activity=activity, budget=budget)
+            return await summarise_room(
+                storage, room_id, now_ms, activity=activity, budget=budget, within=within
+            )
 
     return tuple(await asyncio.gather(*(one(r) for r in room_ids)))

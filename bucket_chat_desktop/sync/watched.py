@@ -141,6 +141,8 @@ class WatchedStorage(Storage):
         # Bytes received so far by each request in flight that is receiving (``_waited``).
         self._received: dict[int, int] = {}
         self._started: dict[int, tuple[float, float]] = {}
+        # The steps each request in flight is for (``_STEPS`` when it was sent).
+        self._owners: dict[int, tuple[int, ...]] = {}
 
     # -- what the engine asks ----------------------------------------------------------------
 
@@ -150,17 +152,22 @@ class WatchedStorage(Storage):
 
     def _step_waits(self, step: int) -> tuple[float, float] | None:
         """``(monotonic, wall)`` since when step ``step`` (``answer_within``) has waited
-        without an answer, if a request is in flight: a request sent since the step
-        began counts from its own start; one sent before, from the latest answer to one
-        of the step's own requests (the step's start until then): the step may be waiting
-        on it, but while its own requests keep getting answers, it is not what holds it
-        up. Answers to other work (polling, other rooms) do not count."""
+        without an answer, if a request is in flight: one of the step's own requests
+        counts from its own start; any other, from its start or the latest answer to
+        one of the step's own requests (the step's start until then), whichever is
+        later: the step may be waiting on it, but while its own requests keep getting
+        answers, it is not what holds it up. Answers to other work (polling, other
+        rooms) do not count. Other work is also another step running beside it: the
+        join dialog's rooms, each read as a step of its own, where one room's stalled
+        read gave up every room still being read (red team rt95)."""
         began, answered = self._steps[step]
         older = max(began, answered)
         return min(
             (
-                sent if sent >= began else older
-                for sent in (self._waited(rid, at) for rid, at in self._in_flight.items())
+                sent if step in self._owners.get(rid, ()) else max(sent, older)
+                for sent, rid in (
+                    (self._waited(rid, at), rid) for rid, at in self._in_flight.items()
+                )
             ),
             default=None,
         )
@@ -208,6 +215,7 @@ class WatchedStorage(Storage):
         if self.silent_since is None:
             self.silent_since = self._in_flight[rid][1]
         steps = _STEPS.get()  # the steps this request is for, if any
+        self._owners[rid] = steps
         arrived = 0
 
         def progress(size: int) -> None:
@@ -240,6 +248,7 @@ class WatchedStorage(Storage):
         finally:
             READ_PROGRESS.reset(token)
             del self._in_flight[rid]
+            del self._owners[rid]
             self._received.pop(rid, None)
             self._started.pop(rid, None)
             if answered:

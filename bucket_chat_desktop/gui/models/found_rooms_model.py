@@ -95,6 +95,8 @@ class FoundRoomsModel(QAbstractTableModel):
         self._folded_ids: list[str] | None = None  # made on the first filter
         self._folded_names: list[str] = []  # by place: the name read, case folded
         self.summaries: dict[str, RoomSummary] = {}
+        # the rooms whose last read failed for a passing reason (no answer in time)
+        self.passing: set[str] = set()
         self.names: dict[str, str] = {}  # room id -> its name as read, cleaned once
         self._in: set[str] = set()  # ids of the rooms the user is in on this storage
         # looks: every listed id's (a look -> its places), the read names' (a look -> the
@@ -186,6 +188,10 @@ class FoundRoomsModel(QAbstractTableModel):
                 continue
             name = cleaned(summary)
             self.summaries[summary.room_id] = summary
+            if summary.passing:
+                self.passing.add(summary.room_id)
+            else:
+                self.passing.discard(summary.room_id)
             self.names[summary.room_id] = name
             self._folded_names[place] = name.casefold()
             old = self._name_look.pop(place, "")
@@ -441,7 +447,8 @@ class FoundRoomsModel(QAbstractTableModel):
             if column == Column.ACTIVITY:
                 when = summary.last_activity_ms
                 return timestamps.full(when) if when else "—"
-            return (f"⚠ {name}" if self._marks(room_id, summary) else name) or "(no name)"
+            shown = f"⚠ {name}" if self._marks(room_id, summary) else name
+            return shown or ("(name not read)" if summary.passing else "(no name)")
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tip(room_id, summary, joined)
         if role == Qt.ItemDataRole.FontRole and column == Column.NAME and not name:
@@ -468,7 +475,13 @@ class FoundRoomsModel(QAbstractTableModel):
 
     def _tip(self, room_id: str, summary: RoomSummary, joined: bool) -> str:
         tips = [f"Room id: {room_id}", *self._marks(room_id, summary)]
-        if summary.problem and summary.metadata is None:
+        if summary.passing:  # nothing wrong with the room known: it was not read
+            what = "Its name" if summary.metadata is None else "Part of it"
+            tips.append(
+                f"{what} was not read this time: {one_line(summary.problem, 200)}. It is "
+                "asked again a few times while this window is open."
+            )
+        elif summary.problem and summary.metadata is None:
             tips.append(f"Its metadata could not be used: {one_line(summary.problem, 200)}")
         elif summary.problem:  # used, but its name proves nothing (a signature is bad or none)
             tips.append(f"Its name is not proven: {one_line(summary.problem, 200)}")

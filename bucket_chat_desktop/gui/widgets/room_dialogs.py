@@ -4,6 +4,8 @@ room chosen from those found in the storage, or by its id."""
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
@@ -45,6 +47,12 @@ Lister = Callable[[str], Coroutine[Any, Any, StorageRooms]]
 # storage id, room ids -> their names and last activity (``ChatClient.summarise_rooms``)
 Summariser = Callable[[str, Sequence[str]], Coroutine[Any, Any, Sequence[RoomSummary]]]
 READ_AT_ONCE = 40  # rooms whose names one read asks for (those in view, then a page ahead)
+NAME_RETRIES = (1.0, 4.0, 15.0)
+"""Seconds before a room's name that was not read for a passing reason (no answer in
+time, the storage busy, its metadata still being written: ``RoomSummary.passing``) is
+asked for again while the dialog is open, once after each: then it stays as it is
+until the list is loaded again (red team rt95: such names were kept as read, "(no
+name)", and never asked for again while the dialog was open)."""
 # the rooms the user is in, on every storage, by their names (``RoomsModel.named_rooms``)
 Joined = Callable[[], Iterable[NamedRoom]]
 Index = QModelIndex | QPersistentModelIndex
@@ -98,6 +106,13 @@ class RoomDialog(QDialog):
         self._read_timer.setSingleShot(True)
         self._read_timer.setInterval(60)  # a scroll or a typed filter settles first
         self._read_timer.timeout.connect(self._read_shown)
+        # names read with a passing failure (``NAME_RETRIES``): how many times each was
+        # asked again, and when it is due again (``time.monotonic``; none: no more tries)
+        self._retried: dict[str, int] = {}
+        self._due: dict[str, float] = {}
+        self._retry_timer = QTimer(self)
+        self._retry_timer.setSingleShot(True)
+        self._retry_timer.timeout.connect(self._read_shown)
         # "loading", "naming" (the first rooms), "done", "failed" ("" without a lister)
         self.listing_state = ""
         self._asked = 0  # newest listing request: older answers are dropped
@@ -209,6 +224,7 @@ class RoomDialog(QDialog):
         if self.rooms_list is not None:
             self.rooms.clear()
             self._reading.clear()
+            self._forget_retries()
         else:
             self._validate()
         if storage_id is None:
@@ -267,6 +283,7 @@ class RoomDialog(QDialog):
         they are shown (``FoundRoomsModel``)."""
         assert self.rooms_list is not None
         self._reading.clear()
+        self._forget_retries()
         self._found = found
         newest_first = sorted(found.rooms, key=lambda r: -(r.last_activity_ms or 0))
         order = [r.room_id for r in newest_first]
@@ -298,6 +315,14 @@ class RoomDialog(QDialog):
             text += f" {shown:,} match{'es' if shown == 1 else ''} the filter."
         elif len(rooms.summaries) < count:
             text += " Names are read for the rooms in view; the filter finds any by its id."
+        if rooms.passing:
+            unread = len(rooms.passing)
+            text += f" {unread:,} name{'s were' if unread != 1 else ' was'} not read this time"
+            text += (
+                ": asked again shortly."
+                if self._due
+                else ": open this window again to ask for them again."
+            )
         if any(rooms.holds(r) for r in self._joined()):
             text += " Greyed out: rooms you are in already."
         self.list_status.setText(text)
@@ -329,14 +354,21 @@ class RoomDialog(QDialog):
         return self.rooms.room_ids(top, rows)
 
     def _read_shown(self) -> None:
-        """Read the names and activity of the rooms in view not read yet (a few dozen at
-        a time; scrolling or filtering reads the next)."""
+        """Read the names and activity of the rooms in view not read yet, and of those
+        whose last read failed for a passing reason once they are due again
+        (``NAME_RETRIES``): a few dozen at a time; scrolling or filtering reads the
+        next."""
         if self.summariser is None or self.rooms_list is None or not self.rooms.listed:
             return
         summaries = self.rooms.summaries
-        wanted = [r for r in self._in_view() if r not in summaries and r not in self._reading][
-            :READ_AT_ONCE
-        ]
+        now = time.monotonic()
+        due = self._due
+        wanted = [
+            r
+            for r in self._in_view()
+            if (r not in summaries or due.get(r, math.inf) <= now) and r not in self._reading
+        ][:READ_AT_ONCE]
+        self._retry_later()
         if not wanted:
             return
         self._reading.update(wanted)
@@ -357,8 +389,35 @@ class RoomDialog(QDialog):
         # these rows, and those whose names look like theirs, shown again; the filter
         # looks at these rows only
         self.rooms.set_read(read)
+        now = time.monotonic()
+        for summary in read:
+            room_id = summary.room_id
+            self._due.pop(room_id, None)
+            if not summary.passing:
+                self._retried.pop(room_id, None)
+                continue
+            tries = self._retried.get(room_id, 0)
+            if tries < len(NAME_RETRIES):
+                self._retried[room_id] = tries + 1
+                self._due[room_id] = now + NAME_RETRIES[tries]
+        self._retry_later()
         self._status()
         self._read_timer.start()  # reads what is in view next
+
+    def _retry_later(self) -> None:
+        """Wake ``_read_shown`` when the next name read with a passing failure is due
+        (one timer for all; one due while out of view is read when it comes into it)."""
+        now = time.monotonic()
+        later = min((at for at in self._due.values() if at > now), default=None)
+        if later is None:
+            self._retry_timer.stop()
+        else:
+            self._retry_timer.start(max(1, math.ceil((later - now) * 1000)))
+
+    def _forget_retries(self) -> None:
+        self._retried.clear()
+        self._due.clear()
+        self._retry_timer.stop()
 
     def _rooms_in(self) -> list[NamedRoom]:
         """The rooms the user is in, on every storage: by their names when the app knows

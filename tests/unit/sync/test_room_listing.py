@@ -8,12 +8,16 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+from held_storage import Held
 from nacl.signing import SigningKey
 
 from bucket_chat_desktop.protocol.ids import segment_path
-from bucket_chat_desktop.storage.base import Level, ObjectInfo
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, Level, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
-from bucket_chat_desktop.sync.room_objects import storage_rooms
+from bucket_chat_desktop.sync.client import ChatClient
+from bucket_chat_desktop.sync.room_objects import StillWritingError, storage_rooms
+from bucket_chat_desktop.sync.watched import DEADLINE_ENV
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
 NOW = 1_796_000_000_000
@@ -127,3 +131,99 @@ def test_names_without_activity_read_one_object_a_room(tmp_path: Path) -> None:
     found = asyncio.run(storage_rooms(storage, NOW, None))
     assert all(r.last_activity_ms == NOW - 4_000 for r in found.rooms)
     assert len(listed) > 1
+
+
+# -- one room's metadata without an answer (red team rt95) -----------------------------------
+
+ROOMS = (("alpha", "Alpha team"), ("bravo", "Bravo team"), ("charlie", "Charlie"))
+IDS = [r for r, _ in ROOMS]
+BRAVO = "rooms/bravo/metadata.json"
+
+
+def _three_rooms(root: Path) -> None:
+    async def seed() -> None:
+        for room, name in ROOMS:
+            writer = RoomWriter(LocalStorage(root), room, "a@example.com", KEY)
+            await writer.write_metadata(name, "2026-01-05T09:00:00.000Z")
+
+    asyncio.run(seed())
+
+
+def _bravo_unanswered(root: Path) -> Held:
+    """The folder, where reads of bravo's metadata get no answer (until released)."""
+    return Held(root, lambda what, path: what == "get" and path == BRAVO)
+
+
+def test_a_room_whose_metadata_gets_no_answer_leaves_the_others_their_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The join dialog's batch (``ChatClient.summarise_rooms``) and the whole list
+    (``storage_rooms``, as ``bucket-chat rooms`` asks): each room's reads are held to
+    the interactive deadline on their own. Before, the batch was one step: every room
+    came back "Could not be read: no answer", and the list fell back to the index (of a
+    fresh device: no room at all)."""
+    monkeypatch.setenv(DEADLINE_ENV, "0.5")
+    root = tmp_path / "store"
+    _three_rooms(root)
+    held = _bravo_unanswered(root)
+
+    async def go() -> None:
+        async with ChatClient.session(held, outbox=False, data_dir=tmp_path / "data") as client:
+            sid = client.session_storage
+            batch = await client.summarise_rooms(sid, IDS)
+            listed = await client.storage_rooms(sid, limit=None, activity=False)
+            assert held.held == 2  # bravo's read, once for each
+            held.answering.set()  # the storage answers again: asked again, it is named
+            again = await client.summarise_rooms(sid, ["bravo"])
+        for rooms in (batch, listed.rooms):
+            by_id = {r.room_id: r for r in rooms}
+            assert [r.room_id for r in rooms] == IDS
+            assert by_id["alpha"].name == "Alpha team" and by_id["charlie"].name == "Charlie"
+            assert not by_id["alpha"].passing and not by_id["charlie"].passing
+            bravo = by_id["bravo"]
+            assert bravo.name is None and bravo.metadata is None and bravo.passing
+            assert bravo.problem.startswith("no answer from this storage within 0.5 s")
+        assert not listed.from_cache and not listed.note
+        assert again[0].name == "Bravo team" and not again[0].passing
+
+    asyncio.run(go())
+
+
+def test_a_room_without_an_answer_is_listed_with_the_name_this_device_read_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is known of it: the name this device's index recorded (``bucket-chat rooms``
+    says whose it is), still ``passing``, its metadata not read."""
+    monkeypatch.setenv(DEADLINE_ENV, "0.5")
+    root = tmp_path / "store"
+    _three_rooms(root)
+    held = _bravo_unanswered(root)
+    held.answering.set()  # answered, while the room is read once
+
+    async def go() -> None:
+        async with ChatClient.session(held, outbox=False, data_dir=tmp_path / "data") as client:
+            sid = client.session_storage
+            await client.open_room(client.room("bravo"), wait=True)
+            assert await client.room_name(client.room("bravo")) == "Bravo team"
+            held.answering.clear()
+            listed = await client.storage_rooms(sid, limit=None, activity=False)
+        bravo = {r.room_id: r for r in listed.rooms}["bravo"]
+        assert bravo.name == "Bravo team" and bravo.passing and bravo.metadata is None
+
+    asyncio.run(go())
+
+
+def test_metadata_still_being_written_is_a_passing_problem_of_its_room(tmp_path: Path) -> None:
+    """Not read yet, nothing known wrong with it: the dialog asks for it again."""
+    root = tmp_path / "store"
+    _three_rooms(root)
+
+    class StillWriting(LocalStorage):
+        async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+            if path == BRAVO:
+                raise StillWritingError(f"{path} is still being written: read again later")
+            return await super().get(path, max_bytes=max_bytes)
+
+    found = asyncio.run(storage_rooms(StillWriting(root), NOW))
+    bravo = {r.room_id: r for r in found.rooms}["bravo"]
+    assert bravo.passing and bravo.name is None and "still being written" in bravo.problem
