@@ -211,6 +211,15 @@ def test_a_late_message_found_through_its_edit_still_says_it_arrived_late(
     assert moved.late is None
     assert moved.late_edit is not None and moved.late_edit.startswith("This edit arrived ")
     assert found.late_edit is not None and found.late_edit.startswith("This edit arrived ")
+    # Previous versions says it beside each: the original (as its row) and the edit
+    desk.window.show_versions(late.event_id)
+    dialog = desk.window.relation_actions.versions_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.versions[0].body is not None, timeout=10_000)
+    original, edit = dialog.versions
+    assert original.body == BODY and original.late == said
+    assert edit.late is not None and edit.late.startswith("Arrived ")
+    assert dialog.browser.toPlainText().count("long after its date") == 2
 
 
 def replacing(event_id: str, body: str) -> dict[str, Any]:
