@@ -17,7 +17,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 __all__ = [
+    "DELETION",
     "FAR_FUTURE",
+    "LATEST_EDIT",
+    "THIS_EDIT",
     "TOO_EARLY",
     "LateArrival",
     "clock",
@@ -162,17 +165,33 @@ LATE_NOTE_MS = 15 * 60_000
 class LateArrival:
     """A message first read, as new words, at ``arrived_ms`` (this device's clock), more
     than ``LATE_NOTE_MS`` after the ``dated_ms`` it bears (``late_arrival``). ``note``:
-    what the app's row says of it."""
+    what the app's row says of it. An edit or a deletion of a message read so is one too
+    (``change_note``: what the message's row says of it)."""
 
     dated_ms: int
     arrived_ms: int
     note: str
 
-    def note_with_zone(self) -> str:
+    def note_with_zone(self, change: str = "") -> str:
         """The row's sentence with both times as an export writes times (with their UTC
         offset: read later, maybe elsewhere): "Arrived 2026-12-03 14:05:10 +0100, dated
-        2026-11-08 10:01:00 +0100: sent or delivered long after its date"."""
-        return _late_sentence(with_zone(self.arrived_ms), with_zone(self.dated_ms))
+        2026-11-08 10:01:00 +0100: sent or delivered long after its date". ``change``:
+        said of an edit or a deletion (``change_note``)."""
+        return _late_sentence(with_zone(self.arrived_ms), with_zone(self.dated_ms), change)
+
+    def change_note(self, change: str) -> str:
+        """What a message's row says of an edit or a deletion of it (``change``: ``LATEST_EDIT``,
+        ``THIS_EDIT``, ``DELETION``) that arrived late: "The latest edit arrived 2026-12-03
+        14:05, dated 2026-11-08 10:01: sent or delivered long after its date". The row's
+        own date is not the change's: without it, a change made today under a date
+        weeks back passed for one seen then."""
+        return _late_sentence(full(self.arrived_ms)[:16], full(self.dated_ms)[:16], change)
+
+
+# What the sentence of a late edit or deletion names (``LateArrival.change_note``)
+LATEST_EDIT = "the latest edit"
+THIS_EDIT = "this edit"
+DELETION = "the deletion"
 
 
 # Which copy of a message a late arrival is of: its event id and where it was read,
@@ -187,8 +206,15 @@ def late_copy(event_id: str, path: str, line: int) -> LateCopy:
     return event_id, f"{path}:{line}"
 
 
-def _late_sentence(arrived: str, dated: str) -> str:
-    return f"Arrived {arrived}, dated {dated}: sent or delivered long after its date"
+def change_copy(event_id: str, path: str | None, line: int | None) -> LateCopy | None:
+    """``late_copy`` of an applied edit or deletion (``relations.Edit``/``Redacted``: where
+    its copy was read), None when it was not said where."""
+    return None if path is None or line is None else late_copy(event_id, path, line)
+
+
+def _late_sentence(arrived: str, dated: str, change: str = "") -> str:
+    said = f"{change[:1].upper()}{change[1:]} arrived" if change else "Arrived"
+    return f"{said} {arrived}, dated {dated}: sent or delivered long after its date"
 
 
 def late_arrival(dated_ms: int, arrived_ms: int) -> LateArrival | None:

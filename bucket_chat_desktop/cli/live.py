@@ -28,7 +28,7 @@ from ..protocol.room_state import Roster
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage.base import StorageError
 from ..sync.room_state import RoomView
-from ..timestamps import LATE_NOTE_MS, late_note
+from ..timestamps import DELETION, LATE_NOTE_MS, THIS_EDIT, late_arrival, late_note
 from . import format as fmt
 from . import related
 
@@ -181,7 +181,8 @@ class LivePrinter:
         message dated weeks back, an outbox sent long after) and before rows read already
         is followed by the line the app's row shows ("Arrived …, dated …",
         ``timestamps.late_note``): printed now, it would pass for one written now (red
-        team rt79)."""
+        team rt79). So is an applied edit or deletion, with its own line ("This edit
+        arrived …", "The deletion arrived …")."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         self.use_roster(roster)
         counted: dict[str, dict[str, ReactionChip]] = {}  # per target: reaction -> chip
@@ -203,6 +204,12 @@ class LivePrinter:
                 line = self._notice(item, timeline, rel, counted)
                 if line is not None:
                     self.say(line)
+                    # an edit or a deletion dated long before it came, by the same rule:
+                    # printed now, it would pass for one made then (the app's row says it)
+                    late = late_arrival(ev.timestamp_ms, now) if ev.type != REACTION else None
+                    if late is not None and ev.timestamp_ms + LATE_NOTE_MS < latest:
+                        change = THIS_EDIT if ev.type == EDIT else DELETION
+                        self.say(f"    ({late.change_note(change)})")
                 continue
             else:
                 self.say(related.event_lines(item, timeline, rel, self.ids, self.claims))

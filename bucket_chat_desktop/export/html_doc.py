@@ -198,6 +198,7 @@ class HtmlWriter:
         self.written = 0  # rows shown as a message or a notice
         self.damaged = 0
         self.late = 0  # messages written with a late-arrival note (``RoomSnapshot.late``)
+        self.late_changes = 0  # edits and deletions written with one
 
     # -- who ---------------------------------------------------------------------------------
 
@@ -326,6 +327,15 @@ class HtmlWriter:
             late = (
                 f"<p>{self.late:,} messages arrived long after the dates they bear, as the "
                 "app that made this export saw them arrive: each says so below it.</p>\n"
+            )
+        if self.late_changes:
+            many = self.late_changes != 1
+            late += (
+                f"<p>{self.late_changes:,} edit{'s' if many else ''} or deletion"
+                f"{'s' if many else ''} arrived long after the date{'s' if many else ''} "
+                f"{'they bear' if many else 'it bears'}, as the app that made this export saw "
+                f"{'them' if many else 'it'} arrive: the message{'s' if many else ''} "
+                f"{'say' if many else 'says'} so.</p>\n"
             )
         self._write(
             [
@@ -493,13 +503,27 @@ class HtmlWriter:
         (``RoomSnapshot.doubted``): the ⚠ beside its sender, and the sentence below it, as
         the app's timeline has them. A message the app saw arrive long after its date
         says so below it (``late``: ``RoomSnapshot.late_note`` of its copy), as its row
-        in the app does."""
+        in the app does; so does one whose latest edit or deletion did
+        (``RoomSnapshot.late_change``), and an earlier edit says it beside its date."""
         redacted = agg.redacted if agg is not None else None
         edits = agg.edits if agg is not None and redacted is None else ()
         shown = agg.shown_state(own) if agg is not None else own
         if late is not None:
             self.late += 1
-        marks = (" doubted" if doubt else "") + (" late" if late else "")
+        # the change the row shows (its deletion, else its latest edit) when the app saw it
+        # arrive long after its date, as the app's row says it
+        change = redacted if redacted is not None else (edits[-1] if edits else None)
+        came = self.snap.late_change(change) if change is not None else None
+        late_change = (
+            came.note_with_zone(
+                timestamps.DELETION if redacted is not None else timestamps.LATEST_EDIT
+            )
+            if came is not None
+            else None
+        )
+        if late_change is not None:
+            self.late_changes += 1
+        marks = (" doubted" if doubt else "") + (" late" if late or late_change else "")
         parts = [
             f'<li class="msg t-{shown}{marks}" id="{anchor}"><div class="meta">'
             f"{self._who(ev.sender_id)}{_doubt_mark(doubt)} ",
@@ -522,12 +546,14 @@ class HtmlWriter:
             parts.append(self._why(own, reason))
             parts.append(_doubt_note(doubt))
             parts.append(_late_note(late))
+            parts.append(_late_note(late_change))
             parts.append("</li>\n")
             return "".join(parts)
         parts.append(self._content(ev, edits[-1].body if edits else None, attachment))
         parts.append(self._why(own, reason))
         parts.append(_doubt_note(doubt))
         parts.append(_late_note(late))
+        parts.append(_late_note(late_change))
         if ev.event_id in self.rel.repeated:
             # a replay (PROTOCOL.md 18.1): this copy's edits and deletion, even those made
             # before the other copy appeared, no longer apply; its first text is shown
@@ -596,8 +622,14 @@ class HtmlWriter:
             f"{body_html(ev.body or '')}</div></li>"
         ]
         for e in edits[:-1]:
+            came = self.snap.late_change(e)  # beside its date, as Previous versions says it
+            note = (
+                f' <span class="why late">⚠ {html_escape(came.note_with_zone())}</span>'
+                if came is not None
+                else ""
+            )
             items.append(
-                f"<li>Edit {_time(e.timestamp_ms)} {_badge(e.state)}: "
+                f"<li>Edit {_time(e.timestamp_ms)} {_badge(e.state)}{note}: "
                 f'<div class="body" dir="auto">{body_html(e.body)}</div></li>'
             )
         return (

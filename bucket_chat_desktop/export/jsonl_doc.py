@@ -23,11 +23,14 @@ from ..protocol.relations import (
     TARGET_FIELD,
     TYPING,
     Aggregate,
+    Edit,
+    Redacted,
     applied,
     applied_ids,
     target_of,
 )
 from ..sync.events import ShownEvent
+from ..timestamps import LateArrival
 from .snapshot import REPEATED_ID, RoomSnapshot
 
 FORMAT = "bucket-chat-export"
@@ -76,25 +79,43 @@ WITHHELD = (
 )
 
 
-def relations_json(agg: Aggregate) -> dict[str, Any]:
+def late_json(late: LateArrival) -> dict[str, Any]:
+    """``arrived_late``: when this device first read it, and the app's sentence."""
+    return {"arrived_ms": late.arrived_ms, "note": late.note_with_zone()}
+
+
+def relations_json(agg: Aggregate, snapshot: RoomSnapshot | None = None) -> dict[str, Any]:
+    """A message's ``relations``. ``snapshot``: the one exported, whose ``late`` says which
+    edit or deletion the app saw arrive long after its date (its ``arrived_late``)."""
     out: dict[str, Any] = {}
+
+    def late(change: Edit | Redacted, entry: dict[str, Any]) -> dict[str, Any]:
+        came = snapshot.late_change(change) if snapshot is not None else None
+        return {**entry, "arrived_late": late_json(came)} if came is not None else entry
+
     if agg.redacted is not None:
         r = agg.redacted
-        out["redacted"] = {
-            "by_event_id": r.event_id,
-            "timestamp_ms": r.timestamp_ms,
-            "trust": r.state,
-            "reason": r.reason,
-        }
+        out["redacted"] = late(
+            r,
+            {
+                "by_event_id": r.event_id,
+                "timestamp_ms": r.timestamp_ms,
+                "trust": r.state,
+                "reason": r.reason,
+            },
+        )
     if agg.edits:
         out["edits"] = [
-            {
-                "event_id": e.event_id,
-                "timestamp_ms": e.timestamp_ms,
-                "trust": e.state,
-                "body": e.body,
-                "msgtype": e.msgtype,
-            }
+            late(
+                e,
+                {
+                    "event_id": e.event_id,
+                    "timestamp_ms": e.timestamp_ms,
+                    "trust": e.state,
+                    "body": e.body,
+                    "msgtype": e.msgtype,
+                },
+            )
             for e in agg.edits
         ]
     if agg.reactions:
@@ -140,6 +161,7 @@ class JsonlWriter:
         self.written = 0
         self.damaged = 0
         self.late = 0  # message lines with ``arrived_late`` (``RoomSnapshot.late``)
+        self.late_changes = 0  # edit and deletion lines with ``arrived_late``
 
     def header(self) -> dict[str, Any]:
         s = self.snap
@@ -206,6 +228,14 @@ class JsonlWriter:
                 content = {k: v for k, v in ev.content.items() if k == "replaces"}
                 line["event"] = {**line["event"], "content": content}
                 line["content_withheld"] = WITHHELD
+            came = (
+                self.snap.late_of(ev.event_id, verdict.path, verdict.line)
+                if ev.type in (EDIT, REDACTION)
+                else None
+            )
+            if came is not None:  # an edit or deletion the app saw arrive late, by copy
+                self.late_changes += 1
+                line["arrived_late"] = late_json(came)
             return line
         if ev.type == MESSAGE and ev.event_id in self.rel.repeated:
             # as the HTML's row says: this copy's edits, deletion and reactions, even
@@ -215,7 +245,7 @@ class JsonlWriter:
             line["repeated_id"] = REPEATED_ID
         agg = self.rel.of(ev.event_id)
         if agg is not None:
-            line["relations"] = relations_json(agg)
+            line["relations"] = relations_json(agg, self.snap)
             line["shown_trust"] = agg.state(str(verdict.state))
             if agg.redacted is not None:
                 line["event"] = {**line["event"], "content": {}}
@@ -230,7 +260,7 @@ class JsonlWriter:
         )
         if late is not None:  # as the app's row (and the HTML) say it
             self.late += 1
-            line["arrived_late"] = {"arrived_ms": late.arrived_ms, "note": late.note_with_zone()}
+            line["arrived_late"] = late_json(late)
         return line
 
 

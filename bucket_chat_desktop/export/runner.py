@@ -62,6 +62,7 @@ class ExportSummary:
     events: int = 0  # lines (JSONL) or messages and notices (HTML) written
     damaged: int = 0  # rows whose cached copy was not the event the audit checked
     late: int = 0  # messages written with a late-arrival note (``RoomSnapshot.late``)
+    late_changes: int = 0  # edits and deletions written with one
     files_dir: Path | None = None
     copied: int = 0
     not_copied: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
@@ -449,6 +450,7 @@ async def _write(
             progress(stop, total)
     await _off_loop(writer.end)
     summary.events, summary.damaged, summary.late = writer.written, writer.damaged, writer.late
+    summary.late_changes = writer.late_changes
 
 
 async def _publish(fn: Callable[..., Any], *args: Any) -> bool:

@@ -10,10 +10,10 @@ from types import MappingProxyType
 from ..protocol.audit import AuditResult
 from ..protocol.findings import Finding, Severity
 from ..protocol.metadata import check_signer
-from ..protocol.relations import Relations, build
+from ..protocol.relations import Edit, Redacted, Relations, build
 from ..protocol.room_state import DisplayNames
 from ..sync.room_state import RoomView
-from ..timestamps import LateArrival, LateCopy, late_copy
+from ..timestamps import LateArrival, LateCopy, change_copy, late_copy
 
 # What both formats say on a message whose id another device signed too, and the JSONL
 # on a relation naming such an id (PROTOCOL.md 18.1: the id takes no relations).
@@ -35,10 +35,10 @@ class RoomSnapshot:
     trusts that key: another room of the storage does not (``doubted_elsewhere_note``,
     the timeline's sentence). The app knows every room it shows; the command line reads
     one room and gives none (docs/SECURITY.md).
-    ``late``: event id -> when a message arrived long after the date it bears, as the
-    app's row says it ("Arrived …, dated …: sent or delivered long after its date"). Only
-    the app knows, for what it read while it ran (docs/EXPORT.md); the command line
-    gives none."""
+    ``late``: copy (``late_copy``) -> when a message, an edit or a deletion arrived long
+    after the date it bears, as the app's row says it ("Arrived …, dated …: sent or
+    delivered long after its date"). Only the app knows, for what it read while it ran
+    (docs/EXPORT.md); the command line gives none."""
 
     room_id: str
     name: str | None  # the metadata's name, untrusted (None: no metadata read)
@@ -96,6 +96,11 @@ class RoomSnapshot:
         """The late arrival of the copy of ``event_id`` read at (``path``, ``line``), or
         None: only that copy's row says it (another's message under its id does not)."""
         return self.late.get(late_copy(event_id, path, line))
+
+    def late_change(self, change: Edit | Redacted) -> LateArrival | None:
+        """The late arrival of an applied edit or deletion, by the copy applied, or None."""
+        copy = change_copy(change.event_id, change.path, change.line)
+        return self.late.get(copy) if copy is not None else None
 
     def late_note(self, event_id: str, path: str, line: int) -> str | None:
         """What an export says below a message that arrived long after its date (the

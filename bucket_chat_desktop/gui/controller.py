@@ -19,7 +19,7 @@ from ..protocol.event import MEMBER, MESSAGE, Event
 from ..protocol.findings import NOT_READ, Finding, Kind, Severity, vanished_only
 from ..protocol.mentions import MentionTargets, mentions_in, mentions_me
 from ..protocol.metadata import RoomMetadata, check_signer
-from ..protocol.relations import Relations, own_reaction
+from ..protocol.relations import EDIT, REDACTION, Relations, own_reaction
 from ..protocol.room_state import (
     NO_NAMES,
     Confirmed,
@@ -1199,6 +1199,7 @@ class Controller(QObject):
         incoming = [a for a in new if is_unread_news(a.event, own, rel)]
         if late is not None:
             self._note_late(room, [a for a in incoming if a.event.event_id in late])
+        self._note_late_changes(room, new)
         focused = key == self.current and self.window_active
         if focused:
             self._mark_read(key)
@@ -1247,10 +1248,33 @@ class Controller(QObject):
         if notes:
             self.timeline(room.ref.key).note_late(notes)
 
+    def _note_late_changes(self, room: RoomSession, new: list[Assessed]) -> None:
+        """Edits and deletions dated long before they arrived, noted by the copy that
+        arrived as ``_note_late`` notes messages, with the same threshold
+        (``timestamps.late_arrival``). ``new``: the rows that arrived as new words, by
+        the rules that make a message news (not history read late, nor a room's first
+        screen, nor placed past this device's clock). Wherever such a row is placed, what
+        it changes is a message's row, most often one seen long ago: a member's edit
+        stored today under a date weeks back showed "(edited)" and its false date in
+        Previous versions as if seen then. Not this device's own (as its messages are
+        not news): what it sent late, its person knows."""
+        own = self.identity.public_key_b64
+        now_ms = int(time.time() * 1000)
+        notes = {
+            late_copy(a.event.event_id, a.path, a.line): late
+            for a in new
+            if a.event.type in (EDIT, REDACTION)
+            and a.event.sender_key != own
+            and (late := late_arrival(a.event.timestamp_ms, now_ms)) is not None
+        }
+        if notes:
+            self.timeline(room.ref.key).note_late(notes)
+
     def late_arrivals(self, key: str) -> dict[LateCopy, LateArrival]:
-        """The messages of room ``key`` noted this session as arrived long after their
-        date (``_note_late``), by copy (``late_copy``): a copy, for what leaves the app (an export)
-        to say what their rows say. No timeline model is made for it."""
+        """The messages, edits and deletions of room ``key`` noted this session as
+        arrived long after their date (``_note_late``, ``_note_late_changes``), by copy
+        (``late_copy``): a copy, for what leaves the app (an export) to say what their
+        rows say. No timeline model is made for it."""
         room = self._rooms.get(key)
         model = room.timeline if room is not None else None
         return model.late_arrivals() if model is not None else {}
@@ -1258,10 +1282,11 @@ class Controller(QObject):
     def late_arrival_of_hit(self, key: str, hit: SearchHit) -> LateArrival | None:
         """What a search result of room ``key`` says of a late arrival: what its message's
         row says, the note of the message's own copy (``_note_late``). A hit found
-        through an edit's text names the edit's copy (its ``path`` and ``line``), never
-        noted: only a message is news. The message's copy is then the one the room's
-        relations place under its id; looked up by the edit's, a late message edited
-        once lost its mark in search while its row kept it (red team rt92)."""
+        through an edit's text names the edit's copy (its ``path`` and ``line``), whose
+        own note is the edit's (``late_change_of_hit``). The message's copy is then the
+        one the room's relations place under its id; looked up by the edit's, a late
+        message edited once lost its mark in search while its row kept it (red team
+        rt92)."""
         room = self._rooms.get(key)
         model = room.timeline if room is not None else None
         if model is None:
@@ -1270,6 +1295,21 @@ class Controller(QObject):
             return model.late_arrival(late_copy(hit.event_id, hit.path, hit.line))
         copy = self._message_copy(key, hit.event_id)
         return model.late_arrival(late_copy(hit.event_id, *copy)) if copy is not None else None
+
+    def late_change_of_hit(self, key: str, hit: SearchHit) -> LateArrival | None:
+        """The late arrival of the edit a search result of room ``key`` was found through
+        (``_note_late_changes``: its copy, the hit's ``path`` and ``line``), as Previous
+        versions says it beside that edit; None for a hit of a message's own text."""
+        if not hit.edited:
+            return None
+        return self.late_arrival(key, late_copy(hit.source_id, hit.path, hit.line))
+
+    def late_arrival(self, key: str, copy: LateCopy) -> LateArrival | None:
+        """The late arrival noted of one copy of room ``key`` (a message, an edit or a
+        deletion), or None."""
+        room = self._rooms.get(key)
+        model = room.timeline if room is not None else None
+        return model.late_arrival(copy) if model is not None else None
 
     def _message_copy(self, key: str, event_id: str) -> tuple[str, int] | None:
         """Where the row of ``event_id`` was read (path, line), as the room's latest

@@ -37,7 +37,8 @@ from shiboken6 import isValid as alive
 from ..protocol.attachments import message_text
 from ..protocol.audit import Assessed, TrustState
 from ..protocol.event import Event, Malformed
-from ..protocol.relations import EDITABLE_MSGTYPES, Aggregate, Relations
+from ..protocol.relations import EDITABLE_MSGTYPES, Aggregate, Edit, Relations
+from ..timestamps import change_copy, late_copy
 from .controller import Controller
 from .emoji_index import FREQUENT, lookup
 from .main_window import MainWindow, TimelineView
@@ -546,7 +547,7 @@ class RelationActions(QObject):
             dialog.finished.connect(lambda _r: setattr(self, "versions_dialog", None))
             dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         edits = [
-            Version(f"Edit {i}", e.timestamp_ms, e.state, e.body)
+            Version(f"Edit {i}", e.timestamp_ms, e.state, e.body, self._late(key, e))
             for i, e in enumerate(agg.edits, start=1)
         ]
         original = Version("Original", 0, "", None)
@@ -591,8 +592,19 @@ class RelationActions(QObject):
         else:
             body = ev.body or ""
             state = shown.verdict.state.value
-        original = Version("Original", shown.verdict.event.timestamp_ms, state, body)
+        # as its row says: the copy read there arrived long after its date
+        copy = late_copy(event_id, shown.verdict.path, shown.verdict.line)
+        late = self.controller.late_arrival(key, copy)
+        note = late.note if late is not None else None
+        original = Version("Original", shown.verdict.event.timestamp_ms, state, body, note)
         dialog.set_versions([original, *edits])
+
+    def _late(self, key: str, edit: Edit) -> str | None:
+        """What Previous versions says beside ``edit`` when this device saw it arrive long
+        after its date (``Controller._note_late_changes``), by the copy applied."""
+        copy = change_copy(edit.event_id, edit.path, edit.line)
+        late = self.controller.late_arrival(key, copy) if copy is not None else None
+        return late.note if late is not None else None
 
     # -- threads ----------------------------------------------------------------------------
 

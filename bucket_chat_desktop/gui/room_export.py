@@ -296,6 +296,14 @@ class RoomExport(QObject):
                 f"{'their' if many else 'its'} date: the export says so below "
                 f"{'each' if many else 'it'}, as the timeline does.</p>"
             )
+        if summary.late_changes:
+            many = summary.late_changes != 1
+            lines.append(
+                f"<p>{summary.late_changes:,} edit{'s' if many else ''} or deletion"
+                f"{'s' if many else ''} in it arrived long after "
+                f"{'their' if many else 'its'} date: the export says so with "
+                f"{'each' if many else 'it'}, as the timeline does.</p>"
+            )
         if not clean:
             lines.append("<p>The room's audit has findings: the export lists them at the top.</p>")
         if snapshot.vanished:

@@ -20,6 +20,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from ..protocol.room_state import with_doubt
 from ..protocol.untrusted_text import one_line
 from ..sync.client import RoomRef, SearchResults
+from ..timestamps import THIS_EDIT
 from .controller import Controller
 from .main_window import MainWindow
 from .safe import guard
@@ -134,7 +135,10 @@ class SearchFeature(QObject):
             # also when found through an edit's text (rt92)
             late = self.controller.late_arrival_of_hit(key, hit)
             note = late.note if late is not None else None
-            rows.append(ShownHit(hit, key, item.marked_name, shown, warning, note))
+            # and the edit it was found through, as Previous versions says beside it
+            came = self.controller.late_change_of_hit(key, hit)
+            edit = came.change_note(THIS_EDIT) if came is not None else None
+            rows.append(ShownHit(hit, key, item.marked_name, shown, warning, note, edit))
         problems = [
             f"{self.controller.storage_name(sid)}: {why}" for sid, why in self._failed.items()
         ]

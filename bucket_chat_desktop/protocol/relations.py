@@ -162,6 +162,10 @@ class Edit:
     state: str
     body: str
     msgtype: str
+    # Where the copy applied was read (its row's): which copy a note of a front end's
+    # is of (an id can be signed twice, section 18.1). None: the rows did not say.
+    path: str | None = None
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,8 @@ class Redacted:
     timestamp_ms: int
     state: str
     reason: str | None
+    path: str | None = None  # where the copy applied was read (as ``Edit``'s)
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -905,7 +911,7 @@ def _added(
             edit_of = dict(old.edit_of) if edit_of is None else edit_of
             target = draft(target_id)
             target.redacted = Redacted(
-                ev.event_id, ev.timestamp_ms, r.state, redaction_reason(ev.content)
+                ev.event_id, ev.timestamp_ms, r.state, redaction_reason(ev.content), r.path, r.line
             )
             for e in target.edit_list():
                 edit_of.pop(e.event_id, None)
@@ -933,7 +939,7 @@ def _added(
                 # (``gone``). Its place among the message's edits: the last, or (one
                 # that waited) between them.
                 body, msgtype = edit_content(ev)  # type: ignore[misc]
-                edit = Edit(ev.event_id, ev.timestamp_ms, r.state, body, msgtype)
+                edit = Edit(ev.event_id, ev.timestamp_ms, r.state, body, msgtype, r.path, r.line)
                 insort(draft(verdict.original).edit_list(), edit, key=edit_position)
                 # (an edit whose own id is shown twice is never here: ``_decide`` only)
                 edit_of = dict(old.edit_of) if edit_of is None else edit_of
@@ -1331,7 +1337,7 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
             findings.append(refused)
         elif target_id not in redactions:  # the first applies; later ones change nothing
             redactions[target_id] = Redacted(
-                ev.event_id, ev.timestamp_ms, r.state, redaction_reason(ev.content)
+                ev.event_id, ev.timestamp_ms, r.state, redaction_reason(ev.content), r.path, r.line
             )
 
     aggregates: dict[str, dict[str, Any]] = {}
@@ -1351,7 +1357,7 @@ def _decide(room_id: str, read: _Read, rows: _Rows) -> Relations:
         # the redaction took back that edit's text, not this one's.
         body, msgtype = edit_content(r.event)  # type: ignore[misc]
         slot(original_id).setdefault("edits", []).append(
-            Edit(r.event.event_id, r.event.timestamp_ms, r.state, body, msgtype)
+            Edit(r.event.event_id, r.event.timestamp_ms, r.state, body, msgtype, r.path, r.line)
         )
     chips: dict[str, dict[str, dict[str, list[Any]]]] = {}
     for target_id, r in reactions:

@@ -165,10 +165,10 @@ def test_a_late_message_found_through_its_edit_still_says_it_arrived_late(
     """Red team rt92: Mallory edits her backdated message (the edit dated four weeks
     back too, arriving today). Its row still said "arrived late"; a search for the edited
     words found the message through the edit's text, looked the note up by the edit's
-    copy, which the app never notes (only a message is news), and showed the date she
-    chose and "Verified" alone. The result says what the row says: the note of the
-    message's own copy. Her message of four weeks ago, read on time and edited today
-    the same way, says nothing of it, in its row or its result."""
+    copy, and showed the date she chose and "Verified" alone. The result says what the
+    row says: the note of the message's own copy. Her message of four weeks ago, read on
+    time and edited today the same way, is not itself late: its row and its result say
+    only that its edit arrived late (test_late_edits_and_deletions.py)."""
     root = tmp_path / "store"
     desk, late, said, _before, _after = _late_room(qtbot, launch, root)
     assert searched(qtbot, desk, "Friday").late == said  # before the edit
@@ -202,12 +202,24 @@ def test_a_late_message_found_through_its_edit_still_says_it_arrived_late(
     assert found.hit.event_id == late.event_id and found.hit.source_id == edits[0].event_id
     assert found.late == said, html.unescape(tooltip_html(found))
     assert f"⚠ {html.escape(said)}" in tooltip_html(found)
-    # read on time four weeks ago; only its edit came today: neither row nor result is late
+    # read on time four weeks ago; only its edit came today: the message is not late,
+    # its edit is (and so is the one of the late message, found through it)
     assert _row_late(desk, on_time) is None
     moved = searched(qtbot, desk, "archive")
     assert moved.hit.event_id == on_time
     assert moved.hit.source_id == edits[1].event_id
-    assert moved.late is None and "long after" not in tooltip_html(moved)
+    assert moved.late is None
+    assert moved.late_edit is not None and moved.late_edit.startswith("This edit arrived ")
+    assert found.late_edit is not None and found.late_edit.startswith("This edit arrived ")
+    # Previous versions says it beside each: the original (as its row) and the edit
+    desk.window.show_versions(late.event_id)
+    dialog = desk.window.relation_actions.versions_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.versions[0].body is not None, timeout=10_000)
+    original, edit = dialog.versions
+    assert original.body == BODY and original.late == said
+    assert edit.late is not None and edit.late.startswith("Arrived ")
+    assert dialog.browser.toPlainText().count("long after its date") == 2
 
 
 def replacing(event_id: str, body: str) -> dict[str, Any]:

@@ -26,14 +26,19 @@ from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.models.timeline_model import PAGE, Roles
 from bucket_chat_desktop.gui.search import SearchFeature
 from bucket_chat_desktop.gui.widgets.message_delegate import WARNING_MARK
-from bucket_chat_desktop.gui.widgets.search_panel import HitRoles, ShownHit, sender_text
+from bucket_chat_desktop.gui.widgets.search_panel import (
+    HitRoles,
+    ShownHit,
+    sender_text,
+    tooltip_html,
+)
 from bucket_chat_desktop.keys.identity import Identity
 from bucket_chat_desktop.protocol.relations import EDIT
 from bucket_chat_desktop.settings import Settings, StorageSettings
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.client import SearchResults
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
-from bucket_chat_desktop.timestamps import late_arrival, late_copy
+from bucket_chat_desktop.timestamps import THIS_EDIT, late_arrival, late_copy
 
 GENERAL, RANDOM = "general", "random"
 ALICE = SigningKey(b"\x01" * 32)
@@ -345,11 +350,11 @@ def test_a_storage_that_failed_on_an_older_page_is_still_said_on_the_later_ones(
 
 def test_a_hit_found_through_an_edit_says_what_its_message_s_row_says(qtbot: Any, app: App) -> None:
     """Whether a result says "arrived late" is what its message's row says: the note of
-    the message's own copy (the app notes messages only, never an edit). A hit found
-    through an edit's text names the edit's copy (its id, path and line), and the note
-    was looked up by that copy, which is never noted: a late message edited once lost
-    its mark in search while its row kept it (red team rt92). This test noted the edit's
-    copy by hand before, a state the app never reaches."""
+    the message's own copy. A hit found through an edit's text names the edit's copy
+    (its id, path and line), and the note was looked up by that copy: a late message
+    edited once lost its mark in search while its row kept it (red team rt92). The
+    edit's own copy, noted when the edit arrived late, is said apart: "edit arrived
+    late" (``ShownHit.late_edit``), as Previous versions says it beside the edit."""
     QTest.keyClick(app.window, Qt.Key.Key_F, CTRL)
     (found,) = type_and_wait(qtbot, app, "edited", 1)
     hit = found.hit
@@ -363,16 +368,21 @@ def test_a_hit_found_through_an_edit_says_what_its_message_s_row_says(qtbot: Any
     assert late is not None
 
     def shown_late() -> str | None:
+        return shown().late
+
+    def shown() -> ShownHit:
         app.feature._show("edited", app.general, SearchResults((hit,), False), older=False)
-        (shown,) = hits(app)
-        return shown.late
+        (found,) = hits(app)
+        return found
 
     # the message's id at the edit's place: no copy of anything, says nothing
     model.note_late({late_copy(hit.event_id, hit.path, hit.line): late})
-    assert shown_late() is None
-    # the edit's own copy: not what the message's row says (and never noted by the app)
+    assert shown_late() is None and shown().late_edit is None
+    # the edit's own copy: not what the message's row says, but the edit's own note
     model.note_late({late_copy(hit.source_id, hit.path, hit.line): late})
     assert shown_late() is None
+    assert shown().late_edit == late.change_note(THIS_EDIT)
+    assert "This edit arrived " in tooltip_html(shown())
     # the message's own copy, as the app notes a message that arrived late: said
     model.note_late({late_copy(hit.event_id, row.path, row.line): late})
     assert shown_late() == late.note

@@ -121,3 +121,23 @@ def test_a_late_arrival_says_the_rows_words_and_an_export_adds_the_zone() -> Non
     assert ts.late_arrival(2**53 - 1, arrived) is None  # dated after it came: not late
     zero = ts.late_arrival(0, arrived)  # the epoch: a date like any other
     assert zero is not None and f"dated {ts.with_zone(0)}: " in zero.note_with_zone()
+
+
+def test_a_late_edit_or_deletion_is_said_as_a_message_is_naming_the_change() -> None:
+    """What a message's row says of its latest edit or its deletion that arrived long
+    after its date, and Previous versions and a search hit of an edit: the words and
+    times of a message's note, the change named first."""
+    dated, arrived = 1_790_000_000_000, 1_790_000_000_000 + 28 * 86_400_000
+    late = ts.late_arrival(dated, arrived)
+    assert late is not None
+    when = f"{ts.full(arrived)[:16]}, dated {ts.full(dated)[:16]}"
+    tail = ": sent or delivered long after its date"
+    assert late.change_note(ts.LATEST_EDIT) == f"The latest edit arrived {when}{tail}"
+    assert late.change_note(ts.DELETION) == f"The deletion arrived {when}{tail}"
+    assert late.change_note(ts.THIS_EDIT) == f"This edit arrived {when}{tail}"
+    assert late.note_with_zone(ts.DELETION) == (
+        f"The deletion arrived {ts.with_zone(arrived)}, dated {ts.with_zone(dated)}{tail}"
+    )
+    assert late.note_with_zone() == late.note_with_zone("")  # a message's, as before
+    assert ts.change_copy("e", "p.jsonl", 3) == ts.late_copy("e", "p.jsonl", 3)
+    assert ts.change_copy("e", None, 3) is None and ts.change_copy("e", "p.jsonl", None) is None

@@ -103,7 +103,7 @@ class Roles(enum.IntEnum):
     # (event id, location, kind, day break, grouped under the row above, echo state,
     #  version, (chips, the first MAX_CHIPS as (key, number, all verified, look-alike,
     #  final)), quoted,
-    #  thread replies, repeated)
+    #  thread replies, repeated, late note (``Late``), late change note (``LateChange``))
     Layout = enum.auto()
     # Relations (section 18). The body (``Body``) of an edited message is its latest
     # edit's text, of a deleted one "Message deleted"; ``Trust`` is the shown trust
@@ -125,6 +125,9 @@ class Roles(enum.IntEnum):
     # None, or what the row says of a message that arrived long after its date (new words
     # placed among older ones: ``Controller``, red team rt79): "Arrived <when>, dated …".
     Late = enum.auto()
+    # None, or what the row says of its latest edit (of its deletion, when deleted) that
+    # arrived long after its date: "The latest edit arrived <when>, dated …" (``note_late``)
+    LateChange = enum.auto()
 
 
 GROUP_GAP_MS = 5 * 60 * 1000  # a message within this of the one above, same sender: no header
@@ -490,6 +493,8 @@ class TimelineModel(QAbstractListModel):
                 return self._repeated(row)
             case Roles.Late:
                 return None if row.echo else self._late_note(row)
+            case Roles.LateChange:
+                return self._late_change_note(row)
         return None
 
     def _repeated(self, row: Row) -> bool:
@@ -573,6 +578,7 @@ class TimelineModel(QAbstractListModel):
                 0,
                 repeated,
                 self._late_note(row),
+                None,
             )
         deleted = agg is not None and agg.redacted is not None
         chips = self._chips(row)
@@ -595,6 +601,7 @@ class TimelineModel(QAbstractListModel):
             0 if thread is None else thread.replies,
             repeated,
             self._late_note(row),
+            self._late_change_note(row),
         )
 
     # -- relations of one row --------------------------------------------------------------
@@ -729,19 +736,53 @@ class TimelineModel(QAbstractListModel):
         row says so. The rows shown among them change (their height too). A copy noted
         already keeps its first arrival: when this device first read it, which an export
         writes. Kept by copy, not by id: only the row of the copy that arrived late says
-        so, not another member's message under the same id (red team rt89)."""
+        so, not another member's message under the same id (red team rt89). An edit's or
+        a deletion's copy is said on the row of its message, while it is the change that
+        row shows (``Roles.LateChange``: its latest edit, or its deletion)."""
         fresh = {k: v for k, v in notes.items() if k not in self._late}
         if not fresh:
             return
         self._late.update(fresh)
+        changes = False
         for event_id, location in fresh:
             row = self._locate_copy(event_id, location)
             if row is not None:
                 self.dataChanged.emit(self.index(row), self.index(row))
+            else:
+                changes = True  # an edit's or a deletion's: the row of its message
+        if changes:
+            for i in range(self._echo_start()):
+                if self._change_copy(self._rows[i]) in fresh:
+                    self.dataChanged.emit(self.index(i), self.index(i))
 
     def _late_note(self, row: Row) -> str | None:
         late = self._late.get((row.event_id, row.location))
         return late.note if late is not None else None
+
+    def _change_copy(self, row: Row) -> timestamps.LateCopy | None:
+        """The copy of the change a row shows: its deletion's, else its latest edit's."""
+        agg = self.aggregate(row)
+        if agg is None:
+            return None
+        if agg.redacted is not None:
+            red = agg.redacted
+            return timestamps.change_copy(red.event_id, red.path, red.line)
+        latest = agg.latest
+        if latest is None:
+            return None
+        return timestamps.change_copy(latest.event_id, latest.path, latest.line)
+
+    def _late_change_note(self, row: Row) -> str | None:
+        """What the row says of the change it shows (its latest edit, or its deletion)
+        when that arrived long after its date (``note_late``): the row's own date, and
+        the edit's shown in Previous versions, are the sender's word."""
+        copy = self._change_copy(row)
+        late = self._late.get(copy) if copy is not None else None
+        if late is None:
+            return None
+        agg = self.aggregate(row)
+        deleted = agg is not None and agg.redacted is not None
+        return late.change_note(timestamps.DELETION if deleted else timestamps.LATEST_EDIT)
 
     def late_arrivals(self) -> dict[timestamps.LateCopy, timestamps.LateArrival]:
         """A copy of the late arrivals noted this session (``note_late``), by copy:

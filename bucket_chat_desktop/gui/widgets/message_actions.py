@@ -329,6 +329,9 @@ class Version:
     timestamp_ms: int
     state: str  # trust state
     body: str | None  # None: not readable now (the original not loaded)
+    # it arrived long after its date, as this device saw it arrive
+    # (``LateArrival.note``): its date is its sender's word
+    late: str | None = None
 
 
 MAX_SHOWN_EDITS = 50  # a message edited hundreds of times stays a page, not megabytes
@@ -372,6 +375,9 @@ def versions_html(versions: Sequence[Version]) -> str:
             f"</span> · <span style='color:{color}'>{symbol} {html_escape(word)}</span>"
             f"{current}</p>"
         )
+        if v.late:  # beside its date, which is its sender's word
+            warn = TRUST_COLORS["key-changed"]
+            head += f"<p style='margin:0; color:{warn}'>⚠ {html_escape(v.late)}</p>"
         if v.body is None:
             body = f"<i style='color:{muted}'>The original text is not loaded yet.</i>"
         else:

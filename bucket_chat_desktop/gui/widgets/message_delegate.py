@@ -487,10 +487,12 @@ class MessageDelegate(SafeDelegate):
             thread = QRect(left, y, min(text_w, 320), THREAD_H)
             y += THREAD_H + 2
         note = None
-        if (len(layout) > 10 and layout[10]) or (len(layout) > 11 and layout[11]):
-            # an id another device signed too, a message that arrived long after its date
-            note = QRect(left, y, text_w, NOTE_H)
-            y += NOTE_H + 2
+        lines = len(_note_lines(layout))
+        if lines:
+            # an id another device signed too, a message that arrived long after its date;
+            # on a line of its own, an edit or a deletion of it that did
+            note = QRect(left, y, text_w, NOTE_H * lines)
+            y += NOTE_H * lines + 2
         return Regions(quote, body_y, tuple(parts), thread, y, note, attachment)
 
     def hit(self, index: Index, rect: QRect, font: QFont, pos: QPoint) -> tuple[str, Any] | None:
@@ -592,13 +594,16 @@ class MessageDelegate(SafeDelegate):
             small = _small(option.font)
             painter.setFont(small)
             painter.setPen(QColor(TRUST_COLORS["key-changed"]))
-            late = index.data(Roles.Late)
-            said = [REPEATED] if index.data(Roles.Repeated) else []
-            said += [late] if late else []
-            note = QFontMetrics(small).elidedText(
-                " · ".join(said), Qt.TextElideMode.ElideRight, regions.note.width()
-            )
-            painter.drawText(regions.note, int(Qt.AlignmentFlag.AlignVCenter), note)
+            sfm = QFontMetrics(small)
+            for i, line in enumerate(note_texts(index)):
+                box = QRect(
+                    regions.note.left(),
+                    regions.note.top() + i * NOTE_H,
+                    regions.note.width(),
+                    NOTE_H,
+                )
+                note = sfm.elidedText(line, Qt.TextElideMode.ElideRight, box.width())
+                painter.drawText(box, int(Qt.AlignmentFlag.AlignVCenter), note)
         echo = index.data(Roles.Echo)
         if echo:
             y = regions.bottom
@@ -1133,7 +1138,13 @@ class MessageDelegate(SafeDelegate):
             if not r.contains(pos):
                 continue
             if what == "edited":
-                return edited_tooltip(payload)
+                late = index.data(Roles.LateChange)
+                warn = TRUST_COLORS["key-changed"]
+                return edited_tooltip(payload) + (
+                    f"<br><span style='color:{warn}'>{WARNING_MARK} {html_escape(late)}</span>"
+                    if late
+                    else ""
+                )
             if what == "more":
                 return more_tooltip(payload)
             return chip_tooltip(payload)
@@ -1141,7 +1152,27 @@ class MessageDelegate(SafeDelegate):
             return quote_tooltip(index.data(Roles.Quote))
         if regions.thread is not None and regions.thread.contains(pos):
             return "Open this thread"
+        if regions.note is not None and regions.note.contains(pos):  # whole, never cut
+            return "<br>".join(html_escape(line) for line in note_texts(index))
         return None
+
+
+def _note_lines(layout: tuple[Any, ...]) -> list[bool]:
+    """Which note lines a row's ``Roles.Layout`` asks for (``note_texts``)."""
+    first = (len(layout) > 10 and bool(layout[10])) or (len(layout) > 11 and bool(layout[11]))
+    second = len(layout) > 12 and bool(layout[12])
+    return [x for x in (first, second) if x]
+
+
+def note_texts(index: Index) -> list[str]:
+    """The lines under a row, in the warning colour: that its id was signed by another
+    device too and that it arrived long after its date (one line), that its latest edit
+    or its deletion did (``Roles.LateChange``, a line of its own)."""
+    late = index.data(Roles.Late)
+    said = [REPEATED] if index.data(Roles.Repeated) else []
+    said += [late] if late else []
+    change = index.data(Roles.LateChange)
+    return [x for x in (" · ".join(said), change or "") if x]
 
 
 def elide_mode(text: str) -> Qt.TextElideMode:

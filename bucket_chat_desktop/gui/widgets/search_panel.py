@@ -73,6 +73,7 @@ DEBOUNCE_MS = 150  # typing pauses this long before a search runs
 # A result's short word for a message that arrived long after its date (``ShownHit.late``:
 # its tip has the row's whole sentence)
 LATE_SHORT = "arrived late"
+LATE_EDIT_SHORT = "edit arrived late"  # the edit a hit was found through (``late_edit``)
 CARD_WIDTH = 680
 ROW_H = 56
 VISIBLE_ROWS = 8
@@ -85,7 +86,9 @@ class ShownHit:
     sender's id (or the name it goes by) may imitate another's, as the timeline says it
     (``Names.warning``; None: no reason). ``late``: what the message's row says when the
     app saw it arrive long after its date ("Arrived …, dated …: sent or delivered long
-    after its date"), None otherwise: a result shows the date its sender chose."""
+    after its date"), None otherwise: a result shows the date its sender chose.
+    ``late_edit``: for a hit found through an edit's text, what Previous versions says
+    beside that edit when it arrived long after its date ("This edit arrived …")."""
 
     hit: SearchHit
     room_key: str
@@ -93,6 +96,7 @@ class ShownHit:
     sender_name: str
     sender_warning: str | None = None
     late: str | None = None
+    late_edit: str | None = None
 
 
 def sender_text(shown: ShownHit) -> str:
@@ -119,6 +123,8 @@ def tooltip_html(shown: ShownHit) -> str:
         warning += f"<br>{WARNING_MARK} {html_escape(REPEATED_ID_NOTE)}"
     if shown.late:
         warning += f"<br>{WARNING_MARK} {html_escape(shown.late)}"
+    if shown.late_edit:
+        warning += f"<br>{WARNING_MARK} {html_escape(shown.late_edit)}"
     return (
         f"<b>{html_escape(label)}</b><br>{html_escape(one_line(hit.trust_reason, 600))}"
         f"<br>Sender: {html_escape(shown_id(hit.sender_id))}{warning}"
@@ -230,10 +236,12 @@ class SearchDelegate(SafeDelegate):
             words.append(f"{WARNING_MARK} {REPEATED_ID_SHORT}")
         if shown.late:  # its date is not when it came: as its row says, in short
             words.append(f"{WARNING_MARK} {LATE_SHORT}")
+        if shown.late_edit:  # nor the edit's, whose text was found
+            words.append(f"{WARNING_MARK} {LATE_EDIT_SHORT}")
         if words:
             note = " · ".join(words)
             note_w = sfm.horizontalAdvance(note)
-            warn = hit.copy is not None or bool(shown.late)
+            warn = hit.copy is not None or bool(shown.late) or bool(shown.late_edit)
             painter.setPen(QColor(TRUST_COLORS["key-changed"]) if warn else muted)
             painter.drawText(right_of_header - note_w, top + sfm.ascent(), note)
             right_of_header -= note_w + 12

@@ -364,6 +364,57 @@ def test_follow_says_when_a_message_arrived_long_after_its_date(
     assert _raw(said[2]) == []
 
 
+def test_follow_says_when_an_edit_or_a_deletion_arrived_long_after_its_date(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``sync --follow`` printed a member's edit and deletion, made today under a date
+    weeks back, as "edited a message" and "deleted a message" at that date: as if seen
+    then. Each is followed by its note now, as the app's row says it (terminal-safe),
+    by the rule of a message's: none when dated after every row read."""
+    monkeypatch.setenv("COLUMNS", "100000")
+    from bucket_chat_desktop.cli.live import LivePrinter
+    from bucket_chat_desktop.protocol.relations import EDIT, REDACTION
+    from bucket_chat_desktop.timestamps import full
+
+    day = 24 * 3600 * 1000
+    chain = _Chain(9)
+    kept = chain.add(MESSAGE, {"msgtype": "m.text", "body": "budget draft is in the folder"})
+    gone = chain.add(MESSAGE, {"msgtype": "m.text", "body": "I approve"})
+    moved = {"msgtype": "m.text", "body": "budget draft moved to the archive"}
+    chain.add(EDIT, {"replaces": kept, "new_content": moved})
+    chain.add(REDACTION, {"redacts": gone})
+    rows = chain.rows
+    said: list[str] = []
+    printer = LivePrinter(said.append)
+    rel = relations.build(ROOM, rows)
+    edit, deletion = rows[2].event, rows[3].event
+    weeks = deletion.timestamp_ms + 28 * day
+    printer.arrived(rows[:2], rows, rel, echo_own=True, now_ms=weeks)
+    assert len(said) == 2
+    printer.latest = deletion.timestamp_ms + 27 * day  # others wrote since, and were printed
+    printer.arrived(rows[2:], rows, rel, echo_own=True, now_ms=weeks)
+    tail = "sent or delivered long after its date)"
+    assert "edited a message: budget draft moved" in said[2]
+    assert said[3].strip() == (
+        f"(This edit arrived {full(weeks)[:16]}, dated {full(edit.timestamp_ms)[:16]}: {tail}"
+    )
+    assert "deleted a message" in said[4]
+    assert said[5].strip() == (
+        f"(The deletion arrived {full(weeks)[:16]}, "
+        f"dated {full(deletion.timestamp_ms)[:16]}: {tail}"
+    )
+    assert _raw(said[3]) == [] and _raw(said[5]) == [] and len(said) == 6
+    # dated after every row read (nothing to slip among), or on time: no note
+    again: list[str] = []
+    fresh = LivePrinter(again.append)
+    fresh.arrived(rows, rows, rel, echo_own=True, now_ms=weeks)
+    on_time: list[str] = []
+    later = LivePrinter(on_time.append)
+    later.latest = deletion.timestamp_ms + 1000
+    later.arrived(rows, rows, rel, echo_own=True, now_ms=deletion.timestamp_ms + 60_000)
+    assert not [x for x in again + on_time if "long after its date" in x]
+
+
 def test_follow_opening_makes_only_the_rows_it_prints(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reviewer: ``opening`` made a row per event three times (its senders, its copies,
     the latest date: about a second each at 1,000,000 events) to print the newest few,

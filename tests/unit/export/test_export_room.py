@@ -46,7 +46,14 @@ from bucket_chat_desktop.sync import blobs
 from bucket_chat_desktop.sync.engine import SyncConfig
 from bucket_chat_desktop.sync.session import engine_session
 from bucket_chat_desktop.sync.writer import RoomWriter
-from bucket_chat_desktop.timestamps import LateArrival, late_arrival, late_copy, with_zone
+from bucket_chat_desktop.timestamps import (
+    DELETION,
+    LATEST_EDIT,
+    LateArrival,
+    late_arrival,
+    late_copy,
+    with_zone,
+)
 
 ROOM = "plans"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -1712,3 +1719,64 @@ def test_a_statement_naming_anothers_key_is_not_exported_as_their_device(
     page = html.unescape(out.read_text(encoding="utf-8"))
     assert f"names bob@example.com's key as theirs (key {bob_text[:12]}…)" in page
     assert "added a device" not in page
+
+
+# -- what the app knows: edits and deletions that arrived long after their date ------------
+
+
+def test_the_html_says_a_message_s_latest_edit_or_deletion_arrived_long_after_its_date(
+    room: tuple[Path, dict[str, Event]], tmp_path: Path
+) -> None:
+    """The app's row of a message says when its latest edit or its deletion arrived long
+    after its date; its export said nothing. The row says it below the message, its times
+    with their UTC offset; a forged edit (not applied) changes no row and says nothing on
+    one; the footer counts them apart from late messages."""
+    store, events = room
+    path = tmp_path / "plans.html"
+    notes = _arrived_late(events, "edit", "red", "forged")
+    summary, _snap = asyncio.run(run_export(store, tmp_path / "d", "html", path, late=notes))
+    raw = path.read_text("utf-8")
+    rows = raw.split("<li ")
+    said = [r for r in rows if "long after its date" in r]
+    assert len(said) == 2 and summary.late_changes == 2 and summary.late == 0
+    edited, gone = said
+    assert "fixed <em>text</em>" in edited and 'class="msg t-verified late"' in edited
+    note = notes[events["edit"].event_id].note_with_zone(LATEST_EDIT)
+    assert f'<p class="why late">⚠ {html.escape(note)}.</p>' in edited, edited
+    assert f"dated {with_zone(events['edit'].timestamp_ms)}" in note
+    assert "Message deleted by its sender" in gone
+    note = notes[events["red"].event_id].note_with_zone(DELETION)
+    assert f'<p class="why late">⚠ {html.escape(note)}.</p>' in gone, gone
+    assert "hijacked" not in raw
+    assert "2 edits or deletions arrived long after the dates they bear" in raw
+    assert "messages arrived long after" not in raw
+
+
+def test_the_jsonl_edit_and_deletion_lines_say_they_arrived_long_after_their_date(
+    room: tuple[Path, dict[str, Event]], tmp_path: Path
+) -> None:
+    """``arrived_late`` on the edit's and the deletion's own lines (by their copy, as a
+    message's), also on a forged edit's (applied or not, it arrived so), and on the
+    entries of the message's ``relations`` that the applied ones make; none on the
+    message lines, which came on time."""
+    store, events = room
+    path = tmp_path / "plans.jsonl"
+    notes = _arrived_late(events, "edit", "red", "forged")
+    summary, _snap = asyncio.run(run_export(store, tmp_path / "d", "jsonl", path, late=notes))
+    rows = [json.loads(line) for line in path.read_text("ascii").splitlines()][1:]
+    by_id = {r["event"]["event_id"]: r for r in rows if r.get("event")}
+    said = {k for k, r in by_id.items() if "arrived_late" in r}
+    assert said == {events[n].event_id for n in ("edit", "red", "forged")}
+    assert summary.late_changes == 3 and summary.late == 0
+    for name in ("edit", "red", "forged"):
+        late = notes[events[name].event_id]
+        assert by_id[events[name].event_id]["arrived_late"] == {
+            "arrived_ms": late.arrived_ms,
+            "note": late.note_with_zone(),
+        }
+    assert by_id[events["forged"].event_id]["relation"]["applied"] is False
+    m1 = by_id[events["m1"].event_id]["relations"]
+    (entry,) = m1["edits"]
+    assert entry["arrived_late"] == by_id[events["edit"].event_id]["arrived_late"]
+    m3 = by_id[events["m3"].event_id]["relations"]["redacted"]
+    assert m3["arrived_late"] == by_id[events["red"].event_id]["arrived_late"]

@@ -517,3 +517,24 @@ def test_an_edit_of_itself_or_in_a_loop_is_named_so() -> None:
     assert kinds(rel) == ["relation-invalid"] * 3
     assert all("leads to no message" in f.message for f in rel.findings), rel.findings
     assert rel.aggregates == {}
+
+
+def test_an_applied_edit_and_deletion_say_where_their_copy_was_read() -> None:
+    """A front end notes an edit or a deletion that arrived long after its date by the
+    copy that arrived (its id and where it was read: an id can be signed twice, 18.1),
+    and finds the note again from the aggregate: each applied change carries its row's
+    place, the same whether built whole, extended or from a ledger without bodies."""
+    a = alice()
+    msg = a.say(T0 + 10, "teh plan")
+    other = a.say(T0 + 11, "oops")
+    e1 = edit(a, T0 + 20, msg.event_id, "the plan")
+    red = redact(a, T0 + 30, other.event_id)
+    result = run((a, [a.join(T0), msg, other, e1, red]))
+    where = {r.event.event_id: (r.path, r.line) for r in result.timeline}
+    rel = relations(result)
+    edited, deleted = rel.of(msg.event_id), rel.of(other.event_id)
+    assert edited is not None and edited.latest is not None
+    assert (edited.latest.path, edited.latest.line) == where[e1.event_id]
+    assert deleted is not None and deleted.redacted is not None
+    assert (deleted.redacted.path, deleted.redacted.line) == where[red.event_id]
+    assert where[e1.event_id] != where[red.event_id]
