@@ -24,6 +24,8 @@ from typing import Any, NamedTuple, overload
 
 from .attachments import MSGTYPES as ATTACHMENT_MSGTYPES
 from .attachments import is_file_message
+from .event import DEVICE_ACCEPT_FIELD as DEVICE_ACCEPT_FIELD
+from .event import DEVICE_ADD_FIELD as DEVICE_ADD_FIELD
 from .event import MEMBER, MESSAGE, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
@@ -36,8 +38,6 @@ from .signing import SignatureChecker
 from .trial import PROVISIONAL_REASON as PROVISIONAL_REASON
 from .trial import on_trial as on_trial
 
-DEVICE_ADD_FIELD = "add_device_key"
-DEVICE_ACCEPT_FIELD = "introduced_by"
 WITNESS_FIELD = "witness"
 MAX_LISTED = 20  # places named in one finding's message (a finding stays one line)
 # A row dated further ahead of the reader's clock than this is held back, not shown, until
