@@ -53,6 +53,9 @@ DEVICE_FIELDS = (DEVICE_ADD_FIELD, DEVICE_ACCEPT_FIELD)
 """The fields of a member event's content that name a key (section 7): a string longer
 than ``MAX_ID_CHARS`` is refused as the link fields are (a string is kept by every reader
 as the key it names, even while it names none)."""
+MAX_WITNESS_ENTRIES = 64
+"""Entries of a ``witness`` a reader reads (section 6.1): one with more is ignored whole
+(``audit.witness_entries``). Writers name at most this many chains in one event."""
 """The optional fields that name another event or a key: an event id (at most
 ``MAX_ID_CHARS``), a hash or a key (44 characters; another implementation's hash text may
 be longer, as its ids may). Each is refused over ``MAX_ID_CHARS`` like the ids themselves:

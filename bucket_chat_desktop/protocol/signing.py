@@ -30,6 +30,7 @@ from .event import (
     MAX_ID_CHARS,
     MAX_LINE_BYTES,
     MAX_TIMESTAMP_MS,
+    MAX_WITNESS_ENTRIES,
     MEMBER,
     MEMBERSHIPS,
     MESSAGE,
@@ -101,6 +102,11 @@ def build_event(
         raise ValueError(
             "refusing to write an invalid event: parent_event_id must have at most "
             f"{MAX_ID_CHARS} characters"
+        )
+    if witness and len(witness) > MAX_WITNESS_ENTRIES:
+        raise ValueError(
+            f"refusing to write a witness of more than {MAX_WITNESS_ENTRIES} entries: "
+            "readers ignore it whole"
         )
     secret, sender_key = _signer(signing_key)
     unsigned: dict[str, Any] = {
