@@ -1027,8 +1027,8 @@ class _Columns:
         self._flags = bytearray()
         self._strings: list[Any] = [None]
         self._numbers: dict[Any, int] = {None: 0}
-        # per key's number: its row read last and that row's hash
-        self._last: dict[int, tuple[int, str]] = {}
+        # per key's number: its row read last (its hash is in ``_hashes`` or ``_texts``)
+        self._last: dict[int, int] = {}
         # a witness's entries that a reader reads (``witness_entries``), 64 bytes each:
         # the key's 32 bytes, then the hash's
         self._witnesses: dict[int, bytes] = {}
@@ -1096,12 +1096,12 @@ class _Columns:
             key = self._string(ev.sender_key)
         prev = ev.prev_event_hash
         last = self._last.get(key)
-        self._last[key] = (row, ev.hash)
+        self._last[key] = row
         if prev is None:
             flags |= _PREV_NONE
             self._prevs.append(0)
-        elif last is not None and last[1] == prev:
-            self._prevs.append(last[0] + 1)
+        elif last is not None and self.hash(last) == prev:
+            self._prevs.append(last + 1)
         else:
             flags |= _PREV_APART
             self._apart[row] = prev

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import tracemalloc
+import types
 from array import array
 from binascii import b2a_base64
 
@@ -425,3 +426,65 @@ def test_a_padded_reply_parent_or_chain_link_is_refused_and_not_kept(field: str)
     refused = [f for f in result.findings if f.kind is Kind.BAD_SCHEMA]
     assert len(refused) == PADDED and len(result.timeline) == 1
     assert refused[0].message.startswith(f"{field} is 240,012 characters long, more than the 512")
+
+
+def _reachable_strs(root: object) -> list[str]:
+    """Every ``str`` reachable from ``root`` (containers and values; no class, function
+    or module), each object once."""
+    seen: set[int] = set()
+    stack, out = [root], []
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type | types.ModuleType | types.FunctionType):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            out.append(obj)
+            continue
+        stack.extend(gc.get_referents(obj))
+    return out
+
+
+def test_a_new_key_per_line_keeps_no_hash_text_per_line() -> None:
+    """A slim ledger keeps each hash as 32 raw bytes; it kept per sender key the text of
+    its last row's hash too, to compare the next link of that key with it (93 bytes and
+    a tuple in a dict entry). The storage provider, with no key (the lines are refused
+    as badly signed, and kept), writes each line with a new ``sender_key``: 230 bytes an
+    event more, twice the design's whole figure. Now the row number alone is kept."""
+    device = alice()
+    events = [device.join(T0)]
+    for i in range(2000):
+        new_key = b2a_base64(i.to_bytes(32, "big"), newline=False).decode("ascii")
+        events.append(
+            _forge(
+                device,
+                T0 + 1 + i,
+                good_signature=False,
+                sender_key=new_key,
+                prev_event_hash=None,
+            )
+        )
+    ledger = RoomLedger(ROOM, keep_bodies=False)
+    ledger.add_segment(*seg(events, "c"))
+    result = ledger.audit({}, complete=True)
+    assert len(result.invalid) == 2000  # refused, as they must be
+    hashes = {ev.hash for ev in events}
+    kept = sum(1 for text in _reachable_strs(ledger._store) if text in hashes)
+    assert kept == 0, f"the columnar store holds {kept:,} hash texts of {len(events):,} events"
+
+
+def test_a_chain_link_to_the_keys_row_before_is_a_row_number_across_keys_and_segments() -> None:
+    """The link kept as the number of the key's row read before (``_last``): met across
+    segments and other keys' rows in between, and not met when a row of the same key came
+    between (a fork: that link is kept apart, as text)."""
+    a, b = alice(), bob()
+    first = [a.join(T0), b.join(T0 + 1), a.say(T0 + 2, "1"), b.say(T0 + 3, "2")]
+    fork_base = a.prev
+    second = [a.say(T0 + 4, "3"), a.say(T0 + 5, "4", prev=fork_base)]
+    store = _Columns(ROOM)
+    for n, ev in enumerate([*first, *second]):
+        store.add("p", n, True, "", ev, n)
+    assert store._apart == {5: fork_base}
+    assert [store._prevs[r] for r in range(6)] == [0, 0, 1, 2, 3, 0]
+    for row, ev in enumerate([*first, *second]):
+        assert store.copy(row).prev_event_hash == ev.prev_event_hash
