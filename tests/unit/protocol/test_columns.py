@@ -23,6 +23,7 @@ from bucket_chat_desktop.protocol.audit import (
     TrustState,
     _Columns,
     _Copy,
+    member_content,
     witness_entries,
 )
 from bucket_chat_desktop.protocol.canonical import canonical_json
@@ -37,7 +38,9 @@ from bucket_chat_desktop.protocol.event import (
 from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import iso_utc_ms
 from bucket_chat_desktop.protocol.relations import REACTION
+from bucket_chat_desktop.protocol.room_state import display_name_set_by
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.untrusted_text import display_name_safe
 
 from ._support import ROOM, T0, Device, alice, bob, next_uuid, seg
 
@@ -488,3 +491,34 @@ def test_a_chain_link_to_the_keys_row_before_is_a_row_number_across_keys_and_seg
     assert [store._prevs[r] for r in range(6)] == [0, 0, 1, 2, 3, 0]
     for row, ev in enumerate([*first, *second]):
         assert store.copy(row).prev_event_hash == ev.prev_event_hash
+
+
+_names = st.text(
+    st.sampled_from(["a", "Z", " ", "\t", "\u200b", "\u202e", "\u0301", "\ufe0f", "漢", "😀", "…"]),
+    min_size=250,
+    max_size=400,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_names, st.sampled_from(["displayname", "device_name"]))
+def test_a_long_name_kept_as_shown_is_shown_the_same(name: str, field: str) -> None:
+    """A slim ledger keeps a name over 256 characters as ``display_name_safe`` shows it
+    (``member_content``): shown again, it must give the very text the whole name gives,
+    or the app's roster would name someone otherwise than the command line does."""
+    kept = member_content({"membership": "join", field: name})
+    assert len(kept[field]) <= 256 or kept[field] == name
+    assert display_name_safe(kept[field]) == display_name_safe(name)
+
+
+def test_a_long_hostile_name_names_the_user_alike_in_both_ledgers() -> None:
+    device = alice()
+    name = "\u200b\u202e" * 2000 + "Alice" + "\u0301" * 50 + " " * 30 + "x" * 100
+    events = [device.join(T0, displayname=name), device.say(T0 + 1, "hi")]
+    names = []
+    for keep_bodies in (True, False):
+        ledger = RoomLedger(ROOM, keep_bodies=keep_bodies)
+        ledger.add_segment(*seg(events, "c"))
+        result = ledger.audit({}, complete=True)
+        names.append([display_name_set_by(a) for a in result.timeline])
+    assert names[0] == names[1] and names[0][0].startswith("Alice")
