@@ -24,7 +24,9 @@ from typing import Any, NamedTuple, overload
 
 from .attachments import MSGTYPES as ATTACHMENT_MSGTYPES
 from .attachments import is_file_message
-from .event import MEMBER, MESSAGE, Event
+from .event import DEVICE_ACCEPT_FIELD as DEVICE_ACCEPT_FIELD
+from .event import DEVICE_ADD_FIELD as DEVICE_ADD_FIELD
+from .event import DEVICE_FIELDS, MAX_WITNESS_ENTRIES, MEMBER, MESSAGE, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
 from .ids import iso_utc_ms, place_order
@@ -35,9 +37,8 @@ from .signing import SignatureChecker
 # Re-exported: front ends ask ``audit`` of a row's verdict (``provisional``, ``on_trial``).
 from .trial import PROVISIONAL_REASON as PROVISIONAL_REASON
 from .trial import on_trial as on_trial
+from .untrusted_text import NAME_LIMIT, display_name_safe
 
-DEVICE_ADD_FIELD = "add_device_key"
-DEVICE_ACCEPT_FIELD = "introduced_by"
 WITNESS_FIELD = "witness"
 MAX_LISTED = 20  # places named in one finding's message (a finding stays one line)
 # A row dated further ahead of the reader's clock than this is held back, not shown, until
@@ -738,10 +739,10 @@ class _Slimmer:
     (``signature_id``). A whole ledger's copies (``_Kept``) keep the event as read but
     its canonical bytes (the hash stands for them once the signature was checked: 45 MB
     lighter per 100,000 events); a slim ledger (``_Columns``) keeps only what the audit
-    reads — ids, sender, key, chain links, timestamp, signature digest, a member event's
-    content, a relation's target and a witness. A message's body and its other fields are
-    then not in memory at all: the app reads them from its index page by page
-    (``SyncEngine.timeline_page``)."""
+    reads — ids, sender, key, chain links, timestamp, signature digest, what the rules
+    read of a member event's content and of a witness, and a relation's target. A
+    message's body and its other fields are then not in memory at all: the app reads them
+    from its index page by page (``SyncEngine.timeline_page``)."""
 
     def __init__(self, keep_bodies: bool) -> None:
         self.keep_bodies = keep_bodies
@@ -779,9 +780,39 @@ def is_slim_copy(ev: Event) -> bool:
     return "event_id" not in ev.raw
 
 
+_NAME_FIELDS = ("displayname", "device_name")
+# A name longer than this is kept as it is shown (``display_name_safe``): shorter ones
+# as read, which costs nothing to rebuild and is what most rooms hold.
+_NAME_KEPT = 4 * NAME_LIMIT
+
+
+def member_content(content: Mapping[str, Any]) -> dict[str, Any]:
+    """What the audit and the roster (``room_state``) read of a member event's content,
+    and nothing else, for a ledger that keeps no bodies (like ``relation_content`` for a
+    relation's). A writer MAY add fields, so a hostile one pads a join to the line limit:
+    kept whole, each such event held some 790 KB in the app's ledger (red team rt91).
+
+    The membership (the parser checked it); a name (``displayname``, ``device_name``)
+    when it is text, as read, or when longer than ``_NAME_KEPT`` as it is shown
+    (``display_name_safe`` gives the same text of either); a key named by a device
+    introduction (section 7) when it is text (the parser refused one over 512
+    characters), and None when it is not: every reader asks whether the field is there,
+    and treats anything but text as naming no key."""
+    kept: dict[str, Any] = {"membership": content.get("membership")}
+    for name in _NAME_FIELDS:
+        text = content.get(name)
+        if isinstance(text, str):
+            kept[name] = text if len(text) <= _NAME_KEPT else display_name_safe(text)
+    for name in DEVICE_FIELDS:
+        if name in content:
+            named = content[name]
+            kept[name] = named if isinstance(named, str) else None
+    return kept
+
+
 def _kept_content(ev: Event) -> Mapping[str, Any]:
     if ev.type == MEMBER:
-        return ev.content
+        return MappingProxyType(member_content(ev.content))
     if ev.type in _KEEPS_CONTENT:  # only the fields the rules read (``relation_content``)
         return MappingProxyType(relation_content(ev.type, ev.content))
     if ev.type == MESSAGE and is_file_message(ev.content):
@@ -968,8 +999,9 @@ class _Columns:
     segment, line and signature verdict as numbers (most into one table of shared
     strings), its id without what can be made again — the room's id, a time that is the
     event's timestamp, a UUID text as its 16 bytes — in one byte string. What few events
-    have — a reply's parent, the content the rules read, a witness, a predecessor that is
-    not the row before — is kept apart, by row.
+    have — a reply's parent, the content the rules read, a witness's entries a reader
+    reads, a predecessor that is not the row before — is kept apart, by row; never a
+    padding no rule reads, and nothing of either of a line refused for its signature.
 
     ``copy`` makes the ``_Copy`` of a row when it is asked, equal each time (an audit asks
     for every row; a page, a finding or an append for a few); none is kept. Rows are only
@@ -995,9 +1027,11 @@ class _Columns:
         self._flags = bytearray()
         self._strings: list[Any] = [None]
         self._numbers: dict[Any, int] = {None: 0}
-        # per key's number: its row read last and that row's hash
-        self._last: dict[int, tuple[int, str]] = {}
-        self._raws: dict[int, Mapping[str, Any]] = {}
+        # per key's number: its row read last (its hash is in ``_hashes`` or ``_texts``)
+        self._last: dict[int, int] = {}
+        # a witness's entries that a reader reads (``witness_entries``), 64 bytes each:
+        # the key's 32 bytes, then the hash's
+        self._witnesses: dict[int, bytes] = {}
         self._contents: dict[int, Mapping[str, Any]] = {}
         self._parents: dict[int, str] = {}
         self._apart: dict[int, str] = {}  # predecessors' hashes not in ``_prevs``
@@ -1062,12 +1096,12 @@ class _Columns:
             key = self._string(ev.sender_key)
         prev = ev.prev_event_hash
         last = self._last.get(key)
-        self._last[key] = (row, ev.hash)
+        self._last[key] = row
         if prev is None:
             flags |= _PREV_NONE
             self._prevs.append(0)
-        elif last is not None and last[1] == prev:
-            self._prevs.append(last[0] + 1)
+        elif last is not None and self.hash(last) == prev:
+            self._prevs.append(last + 1)
         else:
             flags |= _PREV_APART
             self._apart[row] = prev
@@ -1112,13 +1146,20 @@ class _Columns:
         if parent is not None:
             flags |= _PARENT
             self._parents[row] = parent
+        # Of a line refused for its signature, no rule reads a witness or content (it is
+        # never shown, and its finding names its place and id): none is kept.
         raw = ev.raw
         witness: Mapping[str, Any] = _NOTHING
-        if WITNESS_FIELD in raw:
-            witness = self._raws[row] = MappingProxyType({WITNESS_FIELD: raw[WITNESS_FIELD]})
-        content = _kept_content(ev)
-        if content is not _NOTHING:
-            self._contents[row] = content
+        content: Mapping[str, Any] = _NOTHING
+        if ok is not False:
+            if WITNESS_FIELD in raw:
+                entries = witness_entries(raw[WITNESS_FIELD], ev.sender_key)
+                if entries:  # none read: as if there were no witness (``_entries``)
+                    self._witnesses[row] = b"".join(_a2b(key) + _a2b(seen) for key, seen in entries)
+                    witness = MappingProxyType({WITNESS_FIELD: dict(entries)})
+            content = _kept_content(ev)
+            if content is not _NOTHING:
+                self._contents[row] = content
         self._flags.append(flags)
         strings = self._strings
         c: _Copy = _new_copy(_Copy)
@@ -1129,6 +1170,15 @@ class _Columns:
         c.sig_ok, c.sig_why, c.sig = ok, strings[because], sig
         c.depth, c.eff, c.problems, c.row = 0, _NO_ORDER, None, row
         return c
+
+    def _witness(self, row: int) -> Mapping[str, Any]:
+        """The ``raw`` of ``row``'s copy: its witness's entries that a reader reads."""
+        packed = self._witnesses[row]
+        texts = [
+            _b2a(packed[at : at + 32], newline=False).decode("ascii")
+            for at in range(0, len(packed), 32)
+        ]
+        return MappingProxyType({WITNESS_FIELD: dict(zip(texts[::2], texts[1::2], strict=True))})
 
     def _id_at(self, row: int) -> bytes:
         ends = self._id_ends
@@ -1177,7 +1227,7 @@ class _Columns:
         flags = self._flags[row]
         strings, numbered = self._strings, self._numbered
         c: _Copy = _new_copy(_Copy)
-        c.raw = self._raws.get(row, _NOTHING) if self._raws else _NOTHING
+        c.raw = self._witness(row) if row in self._witnesses else _NOTHING
         if flags & _ODD:
             ts, c.room_id, c.line = self._odd[row]
             c.timestamp_ms = ts
@@ -2472,13 +2522,29 @@ def _witnesses(chained: list[_Copy]) -> Iterator[tuple[_Copy, str, str]]:
 
 
 def _entries(c: _Copy) -> Iterator[tuple[str, str]]:
-    """The entries of ``c``'s ``witness`` (section 6.1): each key and the hash it names;
-    but those that are not a string mapped to a string, and a device's witness of itself."""
-    witness = c.raw.get(WITNESS_FIELD)
-    if isinstance(witness, dict):
-        for key, seen in witness.items():
-            if isinstance(seen, str) and key != c.sender_key:
-                yield key, seen
+    """The entries of ``c``'s ``witness`` (section 6.1): each key and the hash it names
+    (``witness_entries``)."""
+    return iter(witness_entries(c.raw.get(WITNESS_FIELD), c.sender_key))
+
+
+def witness_entries(witness: object, own_key: str | None) -> list[tuple[str, str]]:
+    """The entries of a ``witness`` that a reader reads (section 6.1), in their order:
+    each a key (base64 of 32 bytes) mapped to a hash (the same), but the writer's own
+    key (``own_key``); none of a witness that is no object or has more than
+    ``MAX_WITNESS_ENTRIES`` entries. Any other entry can name no device and no event
+    (a false claim of one costs a writer nothing either way), and a ledger that keeps no
+    bodies keeps these alone, as 64 bytes each (``_Columns``): kept whole, a witness
+    padded to the line limit held some 790 KB an event in the app (red team rt91)."""
+    if not isinstance(witness, dict) or len(witness) > MAX_WITNESS_ENTRIES:
+        return []
+    return [
+        (key, seen)
+        for key, seen in witness.items()
+        if isinstance(seen, str)
+        and key != own_key
+        and _packed_hash(key) is not None
+        and _packed_hash(seen) is not None
+    ]
 
 
 def _check_witnesses(

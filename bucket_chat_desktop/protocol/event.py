@@ -46,6 +46,21 @@ def allowed_values(size: int) -> int:
 
 MAX_TIMESTAMP_MS = 2**53 - 1
 MAX_ID_CHARS = 512
+LINK_FIELDS = ("parent_event_id", "prev_event_hash", "sender_key")
+DEVICE_ADD_FIELD = "add_device_key"
+DEVICE_ACCEPT_FIELD = "introduced_by"
+DEVICE_FIELDS = (DEVICE_ADD_FIELD, DEVICE_ACCEPT_FIELD)
+"""The fields of a member event's content that name a key (section 7): a string longer
+than ``MAX_ID_CHARS`` is refused as the link fields are (a string is kept by every reader
+as the key it names, even while it names none)."""
+MAX_WITNESS_ENTRIES = 64
+"""Entries of a ``witness`` a reader reads (section 6.1): one with more is ignored whole
+(``audit.witness_entries``). Writers name at most this many chains in one event."""
+"""The optional fields that name another event or a key: an event id (at most
+``MAX_ID_CHARS``), a hash or a key (44 characters; another implementation's hash text may
+be longer, as its ids may). Each is refused over ``MAX_ID_CHARS`` like the ids themselves:
+a reader keeps a reply's parent and a chain link that is not the row before by row, and
+unbounded they were 240 KB an event that no rule could ever match (red team rt91)."""
 
 REQUIRED_FIELDS = (
     "event_id",
@@ -387,9 +402,11 @@ def parse_event(obj: Any, room_id: str) -> Event | Malformed:
             and type(event_type) is str
             and type(signature) is str
             and type(content) is dict
-            and (parent is None or type(parent) is str)
-            and (prev is None or type(prev) is str)
-            and (sender_key is None or type(sender_key) is str)
+            and (parent is None or (type(parent) is str and len(parent) <= MAX_ID_CHARS))
+            and (prev is None or (type(prev) is str and len(prev) <= MAX_ID_CHARS))
+            and (
+                sender_key is None or (type(sender_key) is str and len(sender_key) <= MAX_ID_CHARS)
+            )
             and 0 < len(sender_id) <= MAX_ID_CHARS
             and 0 < len(event_type) <= MAX_ID_CHARS
             and 0 < len(event_id) <= MAX_ID_CHARS
@@ -408,14 +425,22 @@ def parse_event(obj: Any, room_id: str) -> Event | Malformed:
             return Malformed(
                 Kind.BAD_SCHEMA, "m.room.message content.body must be a string", event_id
             )
-    elif event_type == MEMBER and not (
-        type(membership := content.get("membership")) is str and membership in MEMBERSHIPS
-    ):
-        return Malformed(
-            Kind.BAD_SCHEMA,
-            f"m.room.member membership must be one of {', '.join(sorted(MEMBERSHIPS))}",
-            event_id,
-        )
+    elif event_type == MEMBER:
+        if not (type(membership := content.get("membership")) is str and membership in MEMBERSHIPS):
+            return Malformed(
+                Kind.BAD_SCHEMA,
+                f"m.room.member membership must be one of {', '.join(sorted(MEMBERSHIPS))}",
+                event_id,
+            )
+        for name in DEVICE_FIELDS:
+            named = content.get(name)
+            if type(named) is str and len(named) > MAX_ID_CHARS:
+                return Malformed(
+                    Kind.BAD_SCHEMA,
+                    f"m.room.member content.{name} is {len(named):,} characters long, more "
+                    f"than the {MAX_ID_CHARS} any key can have",
+                    event_id,
+                )
     # The signature is popped and put back rather than copying the dict: this keeps
     # canonicalisation cheap on the hot path. Decoded JSON holds no cycle.
     del obj["signature"]
@@ -602,12 +627,19 @@ def _explain(obj: Any, room_id: str) -> Malformed:
         return Malformed(Kind.BAD_SCHEMA, "type must not be empty", eid)
     if not isinstance(obj["content"], dict):
         return Malformed(Kind.BAD_SCHEMA, "content must be a JSON object", eid)
-    for field in ("parent_event_id", "prev_event_hash", "sender_key"):
+    for field in LINK_FIELDS:
         value = obj.get(field)
         if value is not None and not isinstance(value, str):
             return Malformed(
                 Kind.BAD_SCHEMA,
                 f"{field} must be a string or null, not {type(value).__name__}",
+                eid,
+            )
+        if value is not None and len(value) > MAX_ID_CHARS:
+            return Malformed(
+                Kind.BAD_SCHEMA,
+                f"{field} is {len(value):,} characters long, more than the "
+                f"{MAX_ID_CHARS} any event id, hash or key can have",
                 eid,
             )
     return Malformed(Kind.BAD_SCHEMA, "event does not match the schema", eid)

@@ -25,10 +25,12 @@ from .canonical import (
 )
 from .event import (
     BYTES_PER_VALUE,
+    DEVICE_FIELDS,
     MAX_DEPTH,
     MAX_ID_CHARS,
     MAX_LINE_BYTES,
     MAX_TIMESTAMP_MS,
+    MAX_WITNESS_ENTRIES,
     MEMBER,
     MEMBERSHIPS,
     MESSAGE,
@@ -95,6 +97,16 @@ def build_event(
         raise ValueError(
             "refusing to write an invalid event: event_id must have at most "
             f"{MAX_ID_CHARS} characters and a non-empty unique part without '::'"
+        )
+    if type(parent_event_id) is str and len(parent_event_id) > MAX_ID_CHARS:
+        raise ValueError(
+            "refusing to write an invalid event: parent_event_id must have at most "
+            f"{MAX_ID_CHARS} characters"
+        )
+    if witness and len(witness) > MAX_WITNESS_ENTRIES:
+        raise ValueError(
+            f"refusing to write a witness of more than {MAX_WITNESS_ENTRIES} entries: "
+            "readers ignore it whole"
         )
     secret, sender_key = _signer(signing_key)
     unsigned: dict[str, Any] = {
@@ -260,6 +272,11 @@ def _write_problem(
         return "m.room.message content.body must be a string"
     if event_type == MEMBER and content.get("membership") not in MEMBERSHIPS:
         return "m.room.member membership is not valid"
+    if event_type == MEMBER and any(
+        isinstance(named := content.get(name), str) and len(named) > MAX_ID_CHARS
+        for name in DEVICE_FIELDS
+    ):
+        return f"a key named in m.room.member content has at most {MAX_ID_CHARS} characters"
     if prev is not None and not (
         (prev in _own_hashes or HASH_TEXT.fullmatch(prev))
         if type(prev) is str

@@ -31,7 +31,7 @@ from ..protocol.audit import (
     TrustState,
     is_slim_copy,
 )
-from ..protocol.event import MEMBER, Event, Malformed
+from ..protocol.event import Event, Malformed
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import HandoverError, PackedSegment, unpack
 from ..protocol.ids import metadata_path
@@ -502,8 +502,9 @@ class RoomKeeper:
         items: list[Any], fetched: Sequence[tuple[ObjectInfo, PreparedSegment]]
     ) -> list[Any]:
         """Appended items with their whole events (a ledger without bodies judged slim
-        copies): the segments just read still hold them."""
-        if not items or all(not is_slim_copy(a.event) or a.event.type == MEMBER for a in items):
+        copies; a member event's too: it keeps only what is read of its content): the
+        segments just read still hold them."""
+        if not items or all(not is_slim_copy(a.event) for a in items):
             return items
         whole = {
             (loc.path, loc.line): loc.event

@@ -54,7 +54,7 @@ from ..protocol.audit import (
 )
 from ..protocol.canonical import b64encode
 from ..protocol.chain import Draft, chain_head, continue_chain
-from ..protocol.event import MEMBER, Event
+from ..protocol.event import MAX_WITNESS_ENTRIES, MEMBER, Event
 from ..protocol.ids import client_id_for, room_option
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
@@ -76,7 +76,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bucket_chat.sync")
 
-MAX_WITNESS = 64  # other devices' chains named in one event's witness
+MAX_WITNESS = MAX_WITNESS_ENTRIES  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
 # Rooms whose segments are written at once: one that hangs holds one place only.

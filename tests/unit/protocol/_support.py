@@ -9,7 +9,14 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from bucket_chat_desktop.protocol.audit import WITNESS_FIELD, AuditResult, RoomLedger, TrustState
+from bucket_chat_desktop.protocol.audit import (
+    WITNESS_FIELD,
+    AuditResult,
+    RoomLedger,
+    TrustState,
+    member_content,
+    witness_entries,
+)
 from bucket_chat_desktop.protocol.canonical import canonical_json
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.findings import Finding
@@ -148,10 +155,19 @@ def check_rows(
     for a in rows:
         ev = read[(a.path, a.line)]
         if slim:
-            assert set(a.event.raw) <= {WITNESS_FIELD}
-            # a member event's content whole, a relation's the fields its rules read, a file
-            # message's msgtype (an edit of one is refused)
-            assert a.event.content in ({}, ev.content, relation_content(ev.type, ev.content))
+            # of a witness the entries a reader reads, and no witness if none is
+            read_entries = witness_entries(ev.raw.get(WITNESS_FIELD), ev.sender_key)
+            assert a.event.raw in ({}, {WITNESS_FIELD: dict(read_entries)})
+            if a.state is not TrustState.INVALID:  # (a line refused for its signature: none)
+                assert (a.event.raw == {}) == (not read_entries)
+            # a member event's content as the rules and the roster read it, a relation's
+            # the fields its rules read, a file message's msgtype (an edit of one is
+            # refused); nothing of a line refused for its signature
+            assert a.event.content in (
+                {},
+                member_content(ev.content),
+                relation_content(ev.type, ev.content),
+            )
             assert a.event.signature == ""  # only a digest is kept (``signature_id``)
             assert a.event._replace(raw=ev.raw, content=ev.content, signature=ev.signature) == ev
         else:

@@ -662,6 +662,36 @@ def test_hostile_witness_values_are_ignored_safely() -> None:
         assert result.findings == [], junk_value
 
 
+def test_a_witness_entry_naming_no_key_or_no_hash_or_an_oversized_witness_is_ignored() -> None:
+    """Section 6.1: only a key (base64 of 32 bytes) mapped to a hash is read, and none
+    of a witness of more than 64 entries (ours writes at most 64). Anything else can name
+    no device and no event: a false claim costs a writer nothing either way (a real
+    key and a made-up hash), and a slim ledger keeps just these, 64 bytes an entry."""
+    a1 = alice().join(T0)
+    missing = "A" * 43 + "="  # a hash, of no event in the room
+    others = [f"{n:042d}A=" for n in range(64)]  # keys of devices not in the room
+
+    def findings(witness: object) -> list[str]:
+        b = bob()
+        b1 = b.join(T0 + 3)
+        obj = json.loads(b.say(T0 + 4, "ok").line())
+        del obj["signature"]
+        obj["witness"] = witness
+        path = named_path(T0 + 3, T0 + 4, "w")
+        return kinds(
+            audit(seg([a1], "a"), (path, b1.line() + line_of(sign_mapping(obj, b.key)))).findings
+        )
+
+    public = alice().public
+    assert findings({public: missing}) == ["truncated-chain"]  # the control
+    assert findings({public: "not a hash"}) == []
+    assert findings({public: missing[:-1]}) == []  # no padding: not a hash text
+    assert findings({"not a key": missing}) == []
+    assert findings({public[:-2] + "x=": missing}) == []  # not canonical base64
+    assert findings(dict.fromkeys(others, a1.hash) | {public: missing}) == []  # 65 entries
+    assert findings(dict.fromkeys(others[1:], a1.hash) | {public: missing}) == ["truncated-chain"]
+
+
 def test_statement_signed_by_another_user_does_not_count() -> None:
     a, b, laptop = alice(), bob(), alice_laptop()
     a1, b1 = a.join(T0), b.join(T0 + 1)

@@ -5,21 +5,57 @@ is kept per event between audits."""
 from __future__ import annotations
 
 import gc
+import json
+import tracemalloc
+import types
 from array import array
+from binascii import b2a_base64
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bucket_chat_desktop.protocol import audit
-from bucket_chat_desktop.protocol.audit import WITNESS_FIELD, RoomLedger, _Columns, _Copy
-from bucket_chat_desktop.protocol.event import MAX_TIMESTAMP_MS, MEMBER, MESSAGE, Event
+from bucket_chat_desktop.protocol.audit import (
+    WITNESS_FIELD,
+    AuditResult,
+    RoomLedger,
+    TrustState,
+    _Columns,
+    _Copy,
+    member_content,
+    witness_entries,
+)
+from bucket_chat_desktop.protocol.canonical import canonical_json
+from bucket_chat_desktop.protocol.event import (
+    MAX_TIMESTAMP_MS,
+    MEMBER,
+    MESSAGE,
+    Event,
+    decode_json_line,
+    parse_event,
+)
+from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import iso_utc_ms
 from bucket_chat_desktop.protocol.relations import REACTION
+from bucket_chat_desktop.protocol.room_state import display_name_set_by
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.untrusted_text import display_name_safe
 
 from ._support import ROOM, T0, Device, alice, bob, next_uuid, seg
 
 HASH = "WapG6l+obX0k5ncju6qbgknp70PQdTVGYxQkfP826Dw="
+KEY = "gTl3Dqh9F19Wo1Rmw0x+zMuNipG07jeiXfYPW4/Js5Q="  # a key text (base64 of 32 bytes)
+# Witnesses as a hostile writer makes them: entries that are and are not a key mapped to
+# a hash, of the writer's own key, and more entries than a reader reads.
+_WITNESSES = [
+    {KEY: HASH},
+    {"k2": HASH},
+    {KEY: HASH, HASH: KEY, "k": HASH, "k2": 0},
+    {KEY: "not a hash"},
+    {f"{n:042d}A=": HASH for n in range(65)},
+    [KEY, HASH],
+]
 
 
 def _event(
@@ -70,9 +106,11 @@ def _same(c: _Copy, ev: Event, path: str, line: int, ok: bool | None, sig: int) 
         sig,
     )
     assert c.signature == "" and c.canonical == b""
-    witness = ev.raw.get(WITNESS_FIELD)
-    assert dict(c.raw) == ({} if WITNESS_FIELD not in ev.raw else {WITNESS_FIELD: witness})
-    assert c.content == audit._kept_content(ev)
+    # what a reader reads of a witness and of a content, and nothing of a line refused
+    # for its signature
+    read = witness_entries(ev.raw.get(WITNESS_FIELD), ev.sender_key) if ok is not False else []
+    assert dict(c.raw) == ({WITNESS_FIELD: dict(read)} if read else {})
+    assert c.content == (audit._kept_content(ev) if ok is not False else {})
 
 
 _texts = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12) | st.sampled_from(
@@ -113,7 +151,7 @@ def _events(draw: st.DrawFn) -> tuple[list[Event], list[int]]:
         prev = draw(st.none() | _hashes | (st.sampled_from(earlier) if earlier else _hashes))
         raw: dict[str, object] = {"event_id": event_id}
         if draw(st.booleans()):
-            raw[WITNESS_FIELD] = {"k2": HASH}
+            raw[WITNESS_FIELD] = draw(st.sampled_from(_WITNESSES))
         kind = draw(st.sampled_from([MESSAGE, MEMBER, REACTION, "x.custom"]))
         content: dict[str, object] = {"body": "b", "msgtype": "m.text"}
         if kind == MEMBER:
@@ -127,7 +165,7 @@ def _events(draw: st.DrawFn) -> tuple[list[Event], list[int]]:
                 hash_text,
                 prev,
                 sender=draw(st.sampled_from(["u@x", "v@x", ""])),
-                key=draw(st.sampled_from(["k", "k2", None])),
+                key=draw(st.sampled_from(["k", "k2", None, KEY])),
                 kind=kind,
                 parent=draw(st.none() | _texts),
                 raw=raw,
@@ -249,3 +287,238 @@ def test_a_row_is_found_in_any_block_of_a_long_timeline() -> None:
         assert audit._shown_at(rows, rows[at]) == at
     assert audit._shown_at(rows, 4) == -1
     assert audit._shown_at(array("I"), 0) == -1
+
+
+# -- padding no rule reads (red team rt91) ------------------------------------------------
+#
+# docs/MEMORY.md: about 120 bytes an event, and what few events have kept apart, by row.
+# Kept whole, a member (or, without a key, whoever can write to the bucket: a badly signed
+# line was kept too) padded a witness or a member event's content to the line limit:
+# ~790 KB an event in the app's ledger for as long as the room is open. Counted with
+# tracemalloc: bytes still allocated once the ledger is built and audited, per event.
+
+PADDED = 20  # padded events per room (each line about 240 KB, under the 256 KiB limit)
+# Far above the ~120 bytes an event and a 20-event room's fixed costs (~1 KB an event):
+# what keeps only what the rules read stays under it by a wide margin.
+BOUND = 8 * 1024
+# 7,000 entries of 34 bytes on the line: just under 256 KiB, and not ``too-dense``.
+_PAD = {f"{j:030d}": 0 for j in range(7000)}
+# The same as text mapped to text (each an entry no rule reads: no key, no hash).
+_TEXT_PAD = {f"{j:026d}": "x" for j in range(6000)}
+
+
+def _forge(device: Device, ts: int, *, good_signature: bool = True, **fields: object) -> Event:
+    """A line as a hostile writer makes it (ours refuses some of these shapes), parsed as
+    a reader parses it; ``good_signature=False``: the storage provider's, with no key."""
+    obj: dict[str, object] = {
+        "event_id": f"{ROOM}::{iso_utc_ms(ts)}::{next_uuid()}",
+        "room_id": ROOM,
+        "timestamp_ms": ts,
+        "sender_id": device.sender_id,
+        "type": MESSAGE,
+        "parent_event_id": None,
+        "prev_event_hash": device.prev,
+        "sender_key": device.public,
+        "content": {"body": "hi", "msgtype": "m.text"},
+    }
+    obj.update(fields)
+    signature = device.key.sign(canonical_json(obj)).signature if good_signature else bytes(64)
+    obj["signature"] = b2a_base64(signature, newline=False).decode("ascii")
+    ev = parse_event(json.loads(canonical_json(obj)), ROOM)
+    assert isinstance(ev, Event), ev
+    device.prev = ev.hash
+    return ev
+
+
+def _kept_per_event(events: list[Event]) -> tuple[float, AuditResult]:
+    path, data = seg(events, "c")
+    for line in data.splitlines():
+        # orjson keeps the last 2,048 short keys it read, for the whole process (at most
+        # ~160 KB): filled here first, so the count is the ledger's alone
+        decode_json_line(line)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ledger = RoomLedger(ROOM, keep_bodies=False)
+        ledger.add_segment(path, data)
+        result = ledger.audit({}, complete=True)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return kept / len(events), result
+
+
+def _padded(shape: str) -> list[Event]:
+    device = alice()
+    events = [device.join(T0)]
+    for i in range(PADDED):
+        ts = T0 + 1 + i
+        if shape == "witness":
+            events.append(_forge(device, ts, witness=_PAD))
+        elif shape == "witness-of-texts":
+            events.append(_forge(device, ts, witness=_TEXT_PAD))
+        elif shape == "member-content":
+            content = {"membership": "join", "pad": _PAD}
+            events.append(_forge(device, ts, type=MEMBER, content=content))
+        elif shape == "member-name":  # a name of 39,000 characters, most of them invisible
+            name = "\u200b" * 39_000 + f"Alice {i}"  # 6 bytes each on the line
+            content = {"membership": "join", "displayname": name}
+            events.append(_forge(device, ts, type=MEMBER, content=content))
+        else:  # the storage provider: no key, the line refused for its signature
+            assert shape == "provider-witness"
+            events.append(_forge(device, ts, good_signature=False, witness=_PAD))
+    return events
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["witness", "witness-of-texts", "member-content", "member-name", "provider-witness"],
+)
+def test_padding_no_rule_reads_is_not_kept_by_a_slim_ledger(shape: str) -> None:
+    events = _padded(shape)
+    per_event, result = _kept_per_event(events)
+    line_bytes = len(seg(events)[1]) // len(events)
+    assert per_event <= BOUND, (
+        f"the app's slim ledger keeps {per_event:,.0f} bytes per event of {line_bytes:,}-byte "
+        f"lines ({shape}); the design is ~120 bytes an event and no body"
+    )
+    good = shape != "provider-witness"
+    assert result.counts[TrustState.VERIFIED] == (PADDED + 1 if good else 1)
+    assert len(result.invalid) == (0 if good else PADDED)
+
+
+def test_a_plain_room_is_within_the_bound() -> None:
+    """The control: the measure is the ledger's, not the test's."""
+    device = alice()
+    events = [device.join(T0), *(device.say(T0 + 1 + i, "hi") for i in range(PADDED))]
+    per_event, result = _kept_per_event(events)
+    assert per_event <= BOUND
+    assert result.counts[TrustState.VERIFIED] == PADDED + 1
+
+
+@pytest.mark.parametrize("field", ["parent_event_id", "prev_event_hash"])
+def test_a_padded_reply_parent_or_chain_link_is_refused_and_not_kept(field: str) -> None:
+    """A reply's parent and a chain link that is not the row before are kept by row:
+    padded to 240,000 characters they were 230 KB an event. No event id is that long
+    and no hash: the parser refuses the line (``bad-schema``, section 4.3), so every
+    reader says the same of it and keeps only its finding."""
+    device = alice()
+    events = [device.join(T0)]
+    lines = [events[0].line()]
+    for i in range(PADDED):
+        ev = device.say(T0 + 1 + i, "hi")
+        obj = dict(ev.raw)
+        obj[field] = f"{ROOM}::x::{'p' * 240_000}{i}"
+        lines.append(json.dumps(obj).encode() + b"\n")
+    data = b"".join(lines)
+    path = path_for(events, "c")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ledger = RoomLedger(ROOM, keep_bodies=False)
+        ledger.add_segment(path, data)
+        result = ledger.audit({}, complete=True)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept / (PADDED + 1) <= BOUND
+    refused = [f for f in result.findings if f.kind is Kind.BAD_SCHEMA]
+    assert len(refused) == PADDED and len(result.timeline) == 1
+    assert refused[0].message.startswith(f"{field} is 240,012 characters long, more than the 512")
+
+
+def _reachable_strs(root: object) -> list[str]:
+    """Every ``str`` reachable from ``root`` (containers and values; no class, function
+    or module), each object once."""
+    seen: set[int] = set()
+    stack, out = [root], []
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type | types.ModuleType | types.FunctionType):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            out.append(obj)
+            continue
+        stack.extend(gc.get_referents(obj))
+    return out
+
+
+def test_a_new_key_per_line_keeps_no_hash_text_per_line() -> None:
+    """A slim ledger keeps each hash as 32 raw bytes; it kept per sender key the text of
+    its last row's hash too, to compare the next link of that key with it (93 bytes and
+    a tuple in a dict entry). The storage provider, with no key (the lines are refused
+    as badly signed, and kept), writes each line with a new ``sender_key``: 230 bytes an
+    event more, twice the design's whole figure. Now the row number alone is kept."""
+    device = alice()
+    events = [device.join(T0)]
+    for i in range(2000):
+        new_key = b2a_base64(i.to_bytes(32, "big"), newline=False).decode("ascii")
+        events.append(
+            _forge(
+                device,
+                T0 + 1 + i,
+                good_signature=False,
+                sender_key=new_key,
+                prev_event_hash=None,
+            )
+        )
+    ledger = RoomLedger(ROOM, keep_bodies=False)
+    ledger.add_segment(*seg(events, "c"))
+    result = ledger.audit({}, complete=True)
+    assert len(result.invalid) == 2000  # refused, as they must be
+    hashes = {ev.hash for ev in events}
+    kept = sum(1 for text in _reachable_strs(ledger._store) if text in hashes)
+    assert kept == 0, f"the columnar store holds {kept:,} hash texts of {len(events):,} events"
+
+
+def test_a_chain_link_to_the_keys_row_before_is_a_row_number_across_keys_and_segments() -> None:
+    """The link kept as the number of the key's row read before (``_last``): met across
+    segments and other keys' rows in between, and not met when a row of the same key came
+    between (a fork: that link is kept apart, as text)."""
+    a, b = alice(), bob()
+    first = [a.join(T0), b.join(T0 + 1), a.say(T0 + 2, "1"), b.say(T0 + 3, "2")]
+    fork_base = a.prev
+    second = [a.say(T0 + 4, "3"), a.say(T0 + 5, "4", prev=fork_base)]
+    store = _Columns(ROOM)
+    for n, ev in enumerate([*first, *second]):
+        store.add("p", n, True, "", ev, n)
+    assert store._apart == {5: fork_base}
+    assert [store._prevs[r] for r in range(6)] == [0, 0, 1, 2, 3, 0]
+    for row, ev in enumerate([*first, *second]):
+        assert store.copy(row).prev_event_hash == ev.prev_event_hash
+
+
+_names = st.text(
+    st.sampled_from(["a", "Z", " ", "\t", "\u200b", "\u202e", "\u0301", "\ufe0f", "漢", "😀", "…"]),
+    min_size=250,
+    max_size=400,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_names, st.sampled_from(["displayname", "device_name"]))
+def test_a_long_name_kept_as_shown_is_shown_the_same(name: str, field: str) -> None:
+    """A slim ledger keeps a name over 256 characters as ``display_name_safe`` shows it
+    (``member_content``): shown again, it must give the very text the whole name gives,
+    or the app's roster would name someone otherwise than the command line does."""
+    kept = member_content({"membership": "join", field: name})
+    assert len(kept[field]) <= 256 or kept[field] == name
+    assert display_name_safe(kept[field]) == display_name_safe(name)
+
+
+def test_a_long_hostile_name_names_the_user_alike_in_both_ledgers() -> None:
+    device = alice()
+    name = "\u200b\u202e" * 2000 + "Alice" + "\u0301" * 50 + " " * 30 + "x" * 100
+    events = [device.join(T0, displayname=name), device.say(T0 + 1, "hi")]
+    names = []
+    for keep_bodies in (True, False):
+        ledger = RoomLedger(ROOM, keep_bodies=keep_bodies)
+        ledger.add_segment(*seg(events, "c"))
+        result = ledger.audit({}, complete=True)
+        names.append([display_name_set_by(a) for a in result.timeline])
+    assert names[0] == names[1] and names[0][0].startswith("Alice")

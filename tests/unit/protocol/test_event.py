@@ -265,6 +265,39 @@ def test_member_bad_memberships(membership: Any) -> None:
     bad(good(type="m.room.member", content={"membership": membership}))
 
 
+@pytest.mark.parametrize("field", ["parent_event_id", "prev_event_hash", "sender_key"])
+def test_a_link_or_key_longer_than_any_id_hash_or_key_is_bad_schema(field: str) -> None:
+    """Section 4.3: a reply's parent is an event id (at most 512 characters), a chain
+    link a hash and ``sender_key`` a key (44): longer, the line names nothing, and a
+    reader that keeps the field by row (the app's ledger keeps a parent and a link that
+    is not the row before) kept 240 KB an event of it (red team rt91)."""
+    assert isinstance(parse(good(**{field: "x" * MAX_ID_CHARS})), Event)
+    result = bad(good(**{field: "x" * (MAX_ID_CHARS + 1)}))
+    assert result.reason == (
+        f"{field} is 513 characters long, more than the 512 any event id, hash or key can have"
+    )
+    assert result.event_id == good()["event_id"]
+    line = json.dumps(good(**{field: "x" * 240_000})).encode()
+    refused = parse_line(line, ROOM)  # a line as stored, under the line limit
+    assert isinstance(refused, Malformed) and refused.reason.startswith(f"{field} is 240,000 ")
+
+
+@pytest.mark.parametrize("field", ["add_device_key", "introduced_by"])
+def test_a_member_naming_a_key_longer_than_any_key_is_bad_schema(field: str) -> None:
+    """Section 4.4: a join's device introduction names a key; a text longer than any id
+    is refused like the link fields (every reader keeps it as the key it names). Any
+    other value still names no key and is read (section 7: "a malformed key")."""
+    member = {"type": "m.room.member"}
+    for value in ("k" * MAX_ID_CHARS, 5, None, {"a": "b"}):
+        content = {"membership": "join", field: value}
+        assert isinstance(parse(good(**member, content=content)), Event)
+    content = {"membership": "join", field: "k" * (MAX_ID_CHARS + 1)}
+    result = bad(good(**member, content=content))
+    assert result.reason == (
+        f"m.room.member content.{field} is 513 characters long, more than the 512 any key can have"
+    )
+
+
 def test_unknown_types_are_accepted() -> None:
     assert isinstance(parse(good(type="org.example.thing", content={"anything": [1]})), Event)
 

@@ -122,6 +122,10 @@ def test_build_event_refuses_bad_room(room_id: str) -> None:
         {"unique": ""},
         {"unique": "a::b"},
         {"prev_event_hash": "not a hash"},
+        {"parent_event_id": "p" * (MAX_ID_CHARS + 1)},
+        {"event_type": MEMBER, "content": {"membership": "join", "add_device_key": "k" * 513}},
+        {"event_type": MEMBER, "content": {"membership": "join", "introduced_by": "k" * 513}},
+        {"witness": {f"{n:042d}A=": "A" * 43 + "=" for n in range(65)}},  # ignored whole
     ],
 )
 def test_build_event_refuses_what_a_reader_would_reject(changes: dict[str, Any]) -> None:
