@@ -56,7 +56,7 @@ def test_a_message_kept_for_a_replaced_key_is_shown_not_sent_and_its_text_can_be
     assert row.echo_error.startswith(
         "not sent: the key that was to sign it was replaced on this device"
     ), row.echo_error
-    assert row.echo_error.endswith("right-click to copy its text"), row.echo_error
+    assert row.echo_error.endswith("right-click to copy its text or discard it"), row.echo_error
     window = desk.window
     window.timeline.scrollToBottom()
     rect = window.timeline.visualRect(desk.model("falcon").index(at))
