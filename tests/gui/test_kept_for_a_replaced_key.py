@@ -63,7 +63,7 @@ def test_a_message_kept_for_a_replaced_key_is_shown_not_sent_and_its_text_can_be
     window.timeline.customContextMenuRequested.emit(rect.center())
     menu = window.relation_actions.menu
     assert isinstance(menu, QMenu)
-    assert [a.text() for a in menu.actions()] == ["Copy text"]  # nothing else applies
+    assert [a.text() for a in menu.actions() if not a.isSeparator()] == ["Copy text", "Discard…"]
     menu.actions()[0].trigger()
     menu.close()
     assert QGuiApplication.clipboard().text() == TYPED
