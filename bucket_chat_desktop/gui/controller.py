@@ -643,7 +643,7 @@ class Controller(QObject):
         ref = RoomRef.from_key(key)
 
         async def run() -> None:
-            answer = await self.client.discard_kept(ref, seq)
+            answer = await self.client.discard_kept(ref.storage_id, seq, ref.room_id)
             self.kept_discarded.emit(key, DISCARD_SAID[answer.outcome])
 
         self.tasks.start(run(), "Discarding the message")

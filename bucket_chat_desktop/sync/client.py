@@ -800,12 +800,15 @@ class ChatClient(AttachedStorages):
             keep=self.keep_unsent,
         )
 
-    async def discard_kept(self, ref: RoomRef, seq: int) -> HeldDiscard:
-        """Let the send kept unsigned as ``seq`` in ``ref``'s room go for good, only while
-        it is still kept (``SyncEngine.discard_held``): the answer says whether it was
-        discarded, or signed meanwhile by another send (then it is queued, and shown so),
-        or no longer kept. ``StorageError`` when the storage is not attached."""
-        return await self._engine(ref.storage_id).discard_held(ref.room_id, seq)
+    async def discard_kept(
+        self, storage_id: str, seq: int, room_id: str | None = None
+    ) -> HeldDiscard:
+        """Let the send kept unsigned as ``seq`` in the storage's outbox (only one of
+        ``room_id``, when given) go for good, only while it is still kept
+        (``SyncEngine.discard_held``): the answer says whether it was discarded, or
+        signed meanwhile by another send (then it is queued, and shown so), or no longer
+        kept. ``StorageError`` when the storage is not attached."""
+        return await self._engine(storage_id).discard_held(room_id, seq)
 
     def held_signed(self, storage_id: str) -> list[Event]:
         """What this client's sends on the storage signed first for the app

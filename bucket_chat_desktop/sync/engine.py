@@ -1035,9 +1035,9 @@ class SyncEngine:
         resume = self._publisher.resume_held(user_id, signing_key, set(rooms))
         self._tasks.append(asyncio.create_task(resume, name="bc-resume-held"))
 
-    async def discard_held(self, room_id: str, seq: int) -> HeldDiscard:
-        """Let kept send ``seq`` of ``room_id`` go, only while it is still kept unsigned
-        (``Publisher.discard_held``): the answer says what was found."""
+    async def discard_held(self, room_id: str | None, seq: int) -> HeldDiscard:
+        """Let kept send ``seq`` of ``room_id`` (None: of any room) go, only while it is
+        still kept unsigned (``Publisher.discard_held``): the answer says what was found."""
         return await self._publisher.discard_held(room_id, seq)
 
     async def held(self) -> tuple[HeldSend, ...]:

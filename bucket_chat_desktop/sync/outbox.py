@@ -158,6 +158,7 @@ class HeldSend:
     user_id: str
     displayname: str | None
     drafts: tuple[Draft, ...]
+    created: float = 0.0  # when it was kept (typed), seconds since the epoch
 
 
 class Discard(enum.Enum):
@@ -320,11 +321,12 @@ class Outbox:
     def held(self) -> list[HeldSend]:
         """Every send held, oldest first (``hold``)."""
         out = []
-        for seq, room, key, user, name, text in self._db.execute(
-            "SELECT seq, room_id, sender_key, user_id, displayname, drafts FROM held ORDER BY seq"
+        for seq, room, key, user, name, text, created in self._db.execute(
+            "SELECT seq, room_id, sender_key, user_id, displayname, drafts, created FROM held "
+            "ORDER BY seq"
         ):
             drafts = tuple(_draft(d) for d in json.loads(text))
-            out.append(HeldSend(seq, room, key, user, name, drafts))
+            out.append(HeldSend(seq, room, key, user, name, drafts, float(created)))
         return out
 
     def drop_held(self, seq: int) -> bool:
@@ -371,8 +373,8 @@ class Outbox:
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute(
-                "SELECT seq, room_id, sender_key, user_id, displayname, drafts FROM held "
-                "WHERE seq = ?",
+                "SELECT seq, room_id, sender_key, user_id, displayname, drafts, created "
+                "FROM held WHERE seq = ?",
                 (seq,),
             ).fetchone()
             if row is not None and room_id in (None, row[1]):
@@ -382,7 +384,7 @@ class Outbox:
                     drafts = tuple(_draft(d) for d in json.loads(row[5]))
                 except (ValueError, TypeError):
                     drafts = ()  # unreadable: let go all the same
-                hold = HeldSend(row[0], row[1], row[2], row[3], row[4], drafts)
+                hold = HeldSend(row[0], row[1], row[2], row[3], row[4], drafts, float(row[6]))
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 return HeldDiscard(Discard.DISCARDED, hold)
             noted = None

@@ -426,7 +426,7 @@ class Publisher:
 
         await asyncio.gather(*(room(holds) for holds in waiting.values()))
 
-    async def discard_held(self, room_id: str, seq: int) -> HeldDiscard:
+    async def discard_held(self, room_id: str | None, seq: int) -> HeldDiscard:
         """The person lets kept send ``seq`` of ``room_id`` go (its row's "Discard…", or
         ``bucket-chat outbox discard``): taken off the outbox only while it is still a
         hold (``Outbox.discard_held``, one transaction), and its rows go. One that another
@@ -435,14 +435,20 @@ class Publisher:
         and the answer says SIGNED. One no longer kept at all (discarded, or sent long
         ago, by another process of this device) has its rows go too: nothing is left to
         send or to discard. A send of this engine that was waiting to sign it finds it
-        gone and queues nothing (``Outbox.enqueue``)."""
+        gone, and queues nothing (``Outbox.enqueue``). ``room_id`` None: whichever room
+        it is kept for (the command line names it by its number alone)."""
         outbox = self._engine.outbox
         if outbox is None:
             raise RuntimeError("this engine has no outbox")
         answer = await self._engine._outboxed(outbox.discard_held, seq, room_id)
         self._shown_unsent.pop(seq, None)
+        hold = answer.hold
+        first = answer.signed[0] if answer.signed else None
+        if room_id is None:
+            room_id = hold.room_id if hold is not None else first.room_id if first else None
+        if room_id is None:
+            return answer  # kept nowhere: no row to take away
         if answer.outcome is Discard.SIGNED:
-            first = answer.signed[0] if answer.signed else None
             await self._signed_elsewhere(
                 room_id,
                 seq,
@@ -450,7 +456,6 @@ class Publisher:
                 (first.sender_key or "") if first is not None else "",
             )
             return answer
-        hold = answer.hold
         if hold is not None:
             self._discarded.add(seq)
             log.info("a message kept for room %r was discarded", terminal_safe(room_id))
