@@ -21,8 +21,9 @@ from typing import Any
 from conftest import shot
 from desk import ALICE, Desk, settings_for
 from nacl.signing import SigningKey
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QLabel, QMenu
 from test_app_flows import store
 
 from bucket_chat_desktop import paths
@@ -223,3 +224,22 @@ def test_only_a_message_kept_unsigned_offers_discard_never_a_signed_one_not_sent
     assert texts(menu) == ["Copy text", "Discard…"]
     menu.close()
     assert desk.quit() == 0
+
+
+def test_the_confirmation_names_the_messages_kept_with_it_and_shows_text_as_text(
+    qtbot: Any,
+) -> None:
+    """A kept send of several messages goes whole: the dialog says how many go with the
+    one clicked. Its text is shown as plain text (it is whatever was typed), and with no
+    reason given it says none."""
+    copied: list[str] = []
+    dialog = DiscardDialog("<b>not bold</b>", "", 2, lambda: copied.append("x"))
+    qtbot.addWidget(dialog)
+    said = dialog.explanation.text()
+    assert said.startswith("It was never sent") and "2 other messages kept with it" in said
+    assert "which go too" in said, said
+    quote = dialog.findChild(QLabel, "discardQuote")
+    assert quote is not None and quote.textFormat() == Qt.TextFormat.PlainText
+    assert quote.text() == "<b>not bold</b>"
+    dialog.copy_button.click()
+    assert copied == ["x"] and dialog.copy_button.text() == "Copied"
