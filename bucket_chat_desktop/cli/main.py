@@ -6,7 +6,8 @@ separate overwrite probe got through, or its notification queue does not answer)
 usage, key or storage problem (one line on stderr; for ``test-storage`` and ``storage
 test``: a step of the check failed, named in its FAIL line, as a write that got through
 over the test object does; for ``chat``: a line piped or typed in was not sent for the
-bytes it holds, or its input could not be read, said on stderr), 3 a message (sent, or
+bytes it holds, or its input could not be read, said on stderr; for ``outbox discard``:
+nothing was discarded, the message not kept or signed meanwhile, said), 3 a message (sent, or
 typed into ``chat``) is safely queued in the outbox but could not be delivered yet, 4
 (``sync``) the storage did not answer in time: what is shown is this device's copy, and
 the outbox keeps what it could not deliver. Output whose reader has gone (``| head``) ends a command
@@ -69,6 +70,7 @@ from .live import (
     room_findings,
     room_title_of,
 )
+from .outbox_cmd import OutboxUsageError, add_outbox_parser, cmd_outbox
 from .outcome import (
     EXIT_ERROR,
     EXIT_FINDINGS,
@@ -258,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--displayname", help="your display name, used when you first join")
     add_export_parser(command)
     add_storage_parser(sub, lambda p: _storage_arg(p, top=False))
+    add_outbox_parser(sub, lambda p: _storage_arg(p, top=False))
     return parser
 
 
@@ -477,8 +480,9 @@ def _tell_kept_for_other_keys(user_id: str, key_text: str) -> None:
             f"{_waits(kept)} on this device, not sent, for a key it no longer has "
             f"({_kept_where(kept)}): "
             "the new key cannot sign them. The app shows each in its room as not sent, with "
-            "its text, so that you can send it again; restoring the old key on this device "
-            "sends them as they are.",
+            "its text, so that you can send it again or discard it ('bucket-chat outbox "
+            "list' lists them, 'outbox discard ID' lets one go); restoring the old key on "
+            "this device sends those kept as they are.",
             file=sys.stderr,
         )
 
@@ -1452,6 +1456,10 @@ async def cmd_export(args: argparse.Namespace) -> int:
     return await run_export(args, _storage(args), _room_id(args))
 
 
+async def cmd_outbox_of(args: argparse.Namespace) -> int:
+    return await cmd_outbox(args, _storage(args))
+
+
 async def cmd_version(args: argparse.Namespace) -> int:
     fmt.out(_version())
     return EXIT_OK
@@ -1479,6 +1487,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "sync": cmd_sync,
     "storage": cmd_storage,
     "export": cmd_export,
+    "outbox": cmd_outbox_of,
 }
 
 
@@ -1511,7 +1520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         return asyncio.run(COMMANDS[args.command](args))
-    except (UsageError, KeysError, StorageError, RoomError, ExportError) as exc:
+    except (UsageError, OutboxUsageError, KeysError, StorageError, RoomError, ExportError) as exc:
         fmt.out(f"bucket-chat: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

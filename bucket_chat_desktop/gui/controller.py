@@ -47,6 +47,7 @@ from ..settings import Settings, StorageSettings
 from ..storage.base import StorageError
 from ..sync.client import ChatClient, RoomRef, SearchHit
 from ..sync.events import EngineEvent, SendKept, ShownEvent
+from ..sync.outbox import Discard
 from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
@@ -62,6 +63,19 @@ from .style import NOT_FINAL, REPEATED_ID_NOTE, WARNING_MARK, trust_label
 from .tasks import TaskRunner
 
 log = logging.getLogger("bucket_chat.gui")
+
+# What ``kept_discarded`` says of each outcome of a discard (``Outbox.discard_held``).
+DISCARD_SAID = {
+    Discard.DISCARDED: "Discarded: the message is gone from this device.",
+    Discard.SIGNED: (
+        "Not discarded: another Bucket Chat program on this device (the command line) "
+        "sent it meanwhile, and it is shown as sending."
+    ),
+    Discard.GONE: (
+        "Nothing was discarded: the message was no longer kept on this device (it was "
+        "sent meanwhile, or discarded by another Bucket Chat program on this device)."
+    ),
+}
 
 # Findings that mean the room was not read whole (``RoomState.partial``): no verdict on it
 # is final. A read that failed or was refused (a file over the size limit, an abandoned
@@ -234,6 +248,9 @@ class Controller(QObject):
     # room key, id of its first event that arrived unread ("" for none): the room was
     # just shown to the user (opened, or its window came to the front)
     unread_seen = Signal(str, str)
+    # room key, what became of a message kept unsent that the person discarded (a
+    # sentence for the status bar: ``discard_kept``)
+    kept_discarded = Signal(str, str)
 
     def __init__(
         self, settings: Settings, identity: Identity, parent: QObject | None = None
@@ -616,6 +633,20 @@ class Controller(QObject):
             self.tasks.start(
                 self.client.delete_event(ref, event_id, reason), "Deleting the message"
             )
+
+    def discard_kept(self, key: str, seq: int) -> None:
+        """Let the message kept unsent as hold ``seq`` in room ``key`` go for good (its
+        row's "Discard…", confirmed), through the client on the engine's outbox thread:
+        only while it is still kept unsigned. Its rows go (or, signed meanwhile by another
+        program of this device, show it sending: ``SendKept``, ``OutboxChanged``), and
+        ``kept_discarded`` says which."""
+        ref = RoomRef.from_key(key)
+
+        async def run() -> None:
+            answer = await self.client.discard_kept(ref.storage_id, seq, ref.room_id)
+            self.kept_discarded.emit(key, DISCARD_SAID[answer.outcome])
+
+        self.tasks.start(run(), "Discarding the message")
 
     async def rows_at(self, key: str, positions: Iterable[int]) -> dict[int, ShownEvent]:
         """The rows (with bodies) at these positions of the room's audit that its

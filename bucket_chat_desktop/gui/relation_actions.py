@@ -38,16 +38,18 @@ from ..protocol.attachments import message_text
 from ..protocol.audit import Assessed, TrustState
 from ..protocol.event import Event, Malformed
 from ..protocol.relations import EDITABLE_MSGTYPES, Aggregate, Edit, Relations
+from ..sync.publisher import UNSENT_HINT
 from ..timestamps import change_copy, late_copy
 from .controller import Controller
 from .emoji_index import FREQUENT, lookup
 from .main_window import MainWindow, TimelineView
-from .models.timeline_model import Roles, Row, TimelineModel
+from .models.timeline_model import Roles, Row, TimelineModel, kept_hold
 from .safe import guard
 from .widgets.emoji_picker import EmojiPicker
 from .widgets.message_actions import (
     ComposerModeBar,
     DeleteDialog,
+    DiscardDialog,
     HoverBar,
     Target,
     Version,
@@ -108,6 +110,7 @@ class RelationActions(QObject):
         self._reply_target: Target | None = None
         self.picker: EmojiPicker | None = None
         self.delete_dialog: DeleteDialog | None = None
+        self.discard_dialog: DiscardDialog | None = None
         self.versions_dialog: VersionsDialog | None = None
         self._versions_asked = 0
         self._watched: set[int] = set()  # models and selection models connected to
@@ -158,6 +161,7 @@ class RelationActions(QObject):
 
         controller.current_changed.connect(self._on_current_changed)
         controller.relations_changed.connect(self._on_relations_changed)
+        controller.kept_discarded.connect(self._on_kept_discarded)
         self._watch_model()
         window.relation_actions = self
 
@@ -380,17 +384,63 @@ class RelationActions(QObject):
     def unsent_menu(self, index: Index, parent: QWidget) -> QMenu | None:
         """The menu of a row of this device's own not sent yet ("sending", "not sent", or
         kept unsigned: ``SendKept``), None for any other row: its text can be copied, and
-        nothing else applies to what no reader has. A message kept for a key this device
-        no longer has says to copy it and send it again (red team rt92)."""
+        a message kept unsigned can be discarded ("Discard…"); nothing else applies to
+        what no reader has. A message kept for a key this device no longer has says to
+        copy it and send it again, or discard it (red team rt92)."""
         if not index.isValid() or not index.data(Roles.Echo):
             return None
         text = str(index.data(Roles.Body) or "")
-        if not text:
+        hold = kept_hold(str(index.data(Roles.EventId) or ""))
+        if not text and hold is None:
             return None
         menu = QMenu(parent)
         copy = menu.addAction("Copy text", lambda: QGuiApplication.clipboard().setText(text))
         copy.setShortcut(QKeySequence.StandardKey.Copy)
+        copy.setEnabled(bool(text))
+        if hold is not None:
+            # Kept unsigned (``SendKept``): nobody else has it, and one that will never
+            # go out (its key replaced, too large to sign) stayed at every start. A
+            # signed message ("sending", "not sent — click to retry") has no Discard: it
+            # is a link of this device's chain, which the next message continues.
+            menu.addSeparator()
+            why = str(index.data(Roles.EchoError) or "")
+            menu.addAction("Discard…", lambda: self.discard(hold, why))
         return menu
+
+    def discard(self, hold: int, why: str) -> None:
+        """Ask before kept send ``hold`` of the room shown is discarded (``DiscardDialog``:
+        its text gone from this device for good, Copy text offered first); confirmed, the
+        controller lets it go (``Controller.discard_kept``), only if it is still kept."""
+        key = self.controller.current
+        model = self.timeline.model()
+        if not key or model is None:
+            return
+        prefix = f"kept-{hold}-"
+        texts = [
+            str(model.index(i, 0).data(Roles.Body) or "")
+            for i in range(model.rowCount())
+            if str(model.index(i, 0).data(Roles.EventId) or "").startswith(prefix)
+            and model.index(i, 0).data(Roles.Echo)
+        ]
+        if not texts:
+            return  # signed or let go meanwhile: its row is gone
+        text = "\n\n".join(t for t in texts if t)
+        why = why.removesuffix(f"; {UNSENT_HINT}")
+        dialog = DiscardDialog(
+            texts[0],
+            why,
+            len(texts) - 1,
+            lambda: QGuiApplication.clipboard().setText(text),
+            self.window,
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.discard_dialog = dialog
+        dialog.accepted.connect(lambda: self.controller.discard_kept(key, hold))
+        dialog.finished.connect(lambda _r: setattr(self, "discard_dialog", None))
+        dialog.open()
+
+    def _on_kept_discarded(self, _key: str, said: str) -> None:
+        self.window.statusBar().showMessage(said, 15000)
 
     def _popup(self, target: Target, global_pos: QPoint, in_thread: bool = False) -> None:
         self._open_menu(self.build_menu(target, self.window, in_thread), global_pos)

@@ -46,7 +46,7 @@ from .client_storages import AttachedStorages, RoomRef, SearchResults, _Attached
 from .device_files import index_file, open_device_outbox
 from .engine import SyncConfig, SyncEngine
 from .events import EngineEvent, OutboxSetAside, StorageStatus
-from .outbox import Outbox
+from .outbox import HeldDiscard, Outbox
 from .outbox import OutboxSetAside as SetAside
 from .rooms import create_room, join_room
 from .stopping import close_in_turn, stop_tasks
@@ -799,6 +799,16 @@ class ChatClient(AttachedStorages):
             require_joined=require_joined,
             keep=self.keep_unsent,
         )
+
+    async def discard_kept(
+        self, storage_id: str, seq: int, room_id: str | None = None
+    ) -> HeldDiscard:
+        """Let the send kept unsigned as ``seq`` in the storage's outbox (only one of
+        ``room_id``, when given) go for good, only while it is still kept
+        (``SyncEngine.discard_held``): the answer says whether it was discarded, or
+        signed meanwhile by another send (then it is queued, and shown so), or no longer
+        kept. ``StorageError`` when the storage is not attached."""
+        return await self._engine(storage_id).discard_held(room_id, seq)
 
     def held_signed(self, storage_id: str) -> list[Event]:
         """What this client's sends on the storage signed first for the app

@@ -32,7 +32,7 @@ from ..storage.base import Storage, StorageError
 from . import blobs
 from .engine import SEARCH_LIMIT, CachedRoom, RoomView, SyncEngine
 from .events import ShownEvent
-from .outbox import Outbox, PendingMessage
+from .outbox import HeldSend, Outbox, PendingMessage
 from .room_objects import RoomSummary, StorageRooms, Within, room_exists
 from .room_objects import storage_rooms as list_storage_rooms
 from .room_objects import summarise_rooms as summarise_storage_rooms
@@ -453,6 +453,15 @@ class AttachedStorages:
         if attached is None:
             return ()
         return await attached.engine.pending()
+
+    async def held(self, storage_id: str) -> tuple[HeldSend, ...]:
+        """The sends kept unsigned in the storage's outbox (typed in the app before this
+        device knew where its chain continues), oldest first: ``discard_kept`` lets one
+        go."""
+        attached = self._storages.get(storage_id)
+        if attached is None:
+            return ()
+        return await attached.engine.held()
 
     def _blob_storage(self, storage_id: str) -> Storage:
         """Where blobs are written: the storage itself. An upload is one request whose

@@ -63,7 +63,7 @@ from .backfill import FIRST_CHUNK, Backfill
 from .events import EngineEvent, RoomDiscovered, ShownEvent, StorageStatus
 from .keeper import NEWEST_ROWS, REBUILD_BATCH, WARM_ROWS, RoomKeeper
 from .lanes import StateWorker
-from .outbox import Outbox, PendingMessage
+from .outbox import HeldDiscard, HeldSend, Outbox, PendingMessage
 from .poller import MARKER_SETTLE_MS, Poller
 from .publisher import NotQueuedError, Publisher
 from .room_objects import StillWritingError, WaitBudget, read_metadata
@@ -1034,6 +1034,19 @@ class SyncEngine:
             return
         resume = self._publisher.resume_held(user_id, signing_key, set(rooms))
         self._tasks.append(asyncio.create_task(resume, name="bc-resume-held"))
+
+    async def discard_held(self, room_id: str | None, seq: int) -> HeldDiscard:
+        """Let kept send ``seq`` of ``room_id`` (None: of any room) go, only while it is
+        still kept unsigned (``Publisher.discard_held``): the answer says what was found."""
+        return await self._publisher.discard_held(room_id, seq)
+
+    async def held(self) -> tuple[HeldSend, ...]:
+        """The sends kept in the outbox unsigned (``Outbox.hold``), oldest first; empty
+        without an outbox."""
+        outbox = self.outbox
+        if outbox is None:
+            return ()
+        return tuple(await self._outboxed(outbox.held))
 
     async def publish_round(self, *, everything: bool = False) -> int:
         """Batch what waits, then try every due segment once. Returns segments delivered."""

@@ -108,8 +108,9 @@ class SendKept:
     """A send kept in the outbox before it can be signed (``Outbox.hold``: it waits to
     learn where this device's chain continues, the room still being read): shown as
     "sending" at once (``kept``), its row taken away once it is queued (then
-    ``OutboxChanged`` shows its events) or refused (``kept`` false). ``seq`` names the
-    hold; ``drafts`` are what was typed, not signed yet. ``error``: kept, but a try to
+    ``OutboxChanged`` shows its events), refused, or discarded by the person
+    (``Publisher.discard_held``): ``kept`` false. ``seq`` names the hold; ``drafts``
+    are what was typed, not signed yet. ``error``: kept, but a try to
     send it failed ("not sent yet: <why>; it will be tried again"), or it waits for a
     key (or user id) this device no longer signs with ("not sent: the key that was to
     sign it was replaced …"), shown on its row. A hold another send signed first (the

@@ -27,12 +27,16 @@ every send takes (``enqueue(held=...)``), by that send or by the next start's
 (``Publisher.resume_held``); any send signs the older holds of its room and key first, in
 its own transaction, so they go out in the order typed and each is signed once; what
 a hold became when another send (another process's) signed it is noted (``replaced``)
-for the send that kept it, which shows it as queued rather than refused.
+for the send that kept it, which shows it as queued rather than refused. A hold the
+person lets go (``discard_held``: one that can never be signed, or waits for a key this
+device no longer has) is taken off only while it is still a hold: what another send
+signed meanwhile is never discarded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import logging
 import sqlite3
@@ -154,6 +158,26 @@ class HeldSend:
     user_id: str
     displayname: str | None
     drafts: tuple[Draft, ...]
+    created: float = 0.0  # when it was kept (typed), seconds since the epoch
+
+
+class Discard(enum.Enum):
+    """What ``Outbox.discard_held`` found."""
+
+    DISCARDED = "discarded"  # it was still kept: taken off, its text gone from the file
+    SIGNED = "signed"  # another send signed it first: it is queued, nothing was discarded
+    GONE = "gone"  # not kept (no such hold, or not of that room): nothing was discarded
+
+
+@dataclass(frozen=True, slots=True)
+class HeldDiscard:
+    """``Outbox.discard_held``'s answer: what it found (``outcome``), the hold it took
+    off (DISCARDED: what was typed, for the caller to show once more), and, for SIGNED,
+    the events another send signed it as (``replaced``; empty when that note was let go)."""
+
+    outcome: Discard
+    hold: HeldSend | None = None
+    signed: tuple[Event, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,11 +321,12 @@ class Outbox:
     def held(self) -> list[HeldSend]:
         """Every send held, oldest first (``hold``)."""
         out = []
-        for seq, room, key, user, name, text in self._db.execute(
-            "SELECT seq, room_id, sender_key, user_id, displayname, drafts FROM held ORDER BY seq"
+        for seq, room, key, user, name, text, created in self._db.execute(
+            "SELECT seq, room_id, sender_key, user_id, displayname, drafts, created FROM held "
+            "ORDER BY seq"
         ):
             drafts = tuple(_draft(d) for d in json.loads(text))
-            out.append(HeldSend(seq, room, key, user, name, drafts))
+            out.append(HeldSend(seq, room, key, user, name, drafts, float(created)))
         return out
 
     def drop_held(self, seq: int) -> bool:
@@ -329,6 +354,53 @@ class Outbox:
     def forget_replaced(self, seq: int) -> None:
         """The app has shown what hold ``seq`` was signed as (``replaced``)."""
         self._db.execute("DELETE FROM replaced WHERE seq = ?", (seq,))
+
+    def discard_held(self, seq: int, room_id: str | None = None) -> HeldDiscard:
+        """Let hold ``seq`` go for good, because the person asked (a kept send that can
+        never be signed: too large once its chain link is added, its key replaced), in
+        one transaction and only while it is still a hold: a hold another send signed
+        meanwhile (any process of this device: ``enqueue`` takes it off in its own
+        transaction) is never touched, and the answer says so, with the events it was
+        signed as (SIGNED). ``room_id``: only a hold of that room (the row the person
+        chose). Nothing signed is ever discarded: signed events are the chain's, and
+        the next one links to them.
+
+        The row's text is overwritten in the file (``secure_delete``) and the write-ahead
+        log copied back when no reader holds it (a passive checkpoint, which never waits):
+        the outbox is the only copy of what was typed, and "gone" means gone."""
+        db = self._db
+        db.execute("PRAGMA secure_delete = ON")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT seq, room_id, sender_key, user_id, displayname, drafts, created "
+                "FROM held WHERE seq = ?",
+                (seq,),
+            ).fetchone()
+            if row is not None and room_id in (None, row[1]):
+                db.execute("DELETE FROM held WHERE seq = ?", (seq,))
+                db.execute("COMMIT")
+                try:
+                    drafts = tuple(_draft(d) for d in json.loads(row[5]))
+                except (ValueError, TypeError):
+                    drafts = ()  # unreadable: let go all the same
+                hold = HeldSend(row[0], row[1], row[2], row[3], row[4], drafts, float(row[6]))
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                return HeldDiscard(Discard.DISCARDED, hold)
+            noted = None
+            if row is None:
+                noted = db.execute(
+                    "SELECT room_id, lines FROM replaced WHERE seq = ?", (seq,)
+                ).fetchone()
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        if noted is not None and room_id in (None, noted[0]):
+            signed = tuple(_parse_own(line, noted[0]) for line in json.loads(noted[1]))
+            return HeldDiscard(Discard.SIGNED, signed=signed)
+        return HeldDiscard(Discard.GONE)
 
     # -- enqueue ------------------------------------------------------------------------------
 

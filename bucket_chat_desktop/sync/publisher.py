@@ -64,7 +64,7 @@ from ..storage.base import (
 )
 from . import keeper as room_keeper
 from .events import IntroductionOffered, OutboxChanged, SendKept, SharedKeyQueued
-from .outbox import OutSegment
+from .outbox import Discard, HeldDiscard, OutSegment
 from .room_state import RoomState, SendScan
 from .stopping import stop_tasks
 from .watched import NoAnswerError, answer_within
@@ -183,17 +183,23 @@ def send_context(
     return settled, offers, list(reversed(scan.tips.values()))
 
 
+UNSENT_HINT = "right-click to copy its text or discard it"
+"""The end of the row of a kept send that is not sent and will not be by itself (it can
+never be signed, or waits for a key this device no longer has): what the person can do
+(``Publisher.discard_held``)."""
+
+
 def _stranded(kept_as: str, user_id: str) -> str:
     """Why a send kept for another key or user id is not sent (``resume_held``): short
     enough for its row, the end saying how to get the text back."""
     if kept_as != user_id:
         return (
             f"not sent: it was typed as {terminal_safe(kept_as)}, and this device now sends "
-            f"as {terminal_safe(user_id)}; right-click to copy its text"
+            f"as {terminal_safe(user_id)}; {UNSENT_HINT}"
         )
     return (
         "not sent: the key that was to sign it was replaced on this device (restoring "
-        "that key sends it); right-click to copy its text"
+        f"that key sends it); {UNSENT_HINT}"
     )
 
 
@@ -220,6 +226,7 @@ class Publisher:
         # (``resume_held``), tried again when the room's read completes (``retry_held``).
         self._unsent: dict[str, tuple[str, SigningKey]] = {}
         self._shown_unsent: dict[int, str] = {}  # holds said "not sent yet": their rooms
+        self._discarded: set[int] = set()  # holds the person let go here (``discard_held``)
         # Events of holds (kept by the app) that this engine's sends signed first
         # (``Outbox.enqueue``): not in those sends' answers, told apart (the command line).
         self.held_signed: list[Event] = []
@@ -286,13 +293,19 @@ class Publisher:
                         hold = None
                     else:
                         gone = not await self._engine._outboxed(outbox.is_held, made)
-                    if gone:
+                    if gone and made in self._discarded:
+                        log.info(  # the person let it go (``discard_held``): nothing to say
+                            "a message kept for room %r was discarded while its try failed",
+                            terminal_safe(room_id),
+                        )
+                    elif gone:
                         log.info(
                             "a message kept for room %r was signed by another send of this "
                             "device while its own try failed (%s): it is queued",
                             terminal_safe(room_id),
                             exc,
                         )
+                    if gone:
                         await self._signed_elsewhere(room_id, made, user_id, key_text)
                         return []
                     if held is None:
@@ -412,6 +425,51 @@ class Publisher:
                     return
 
         await asyncio.gather(*(room(holds) for holds in waiting.values()))
+
+    async def discard_held(self, room_id: str | None, seq: int) -> HeldDiscard:
+        """The person lets kept send ``seq`` of ``room_id`` go (its row's "Discard…", or
+        ``bucket-chat outbox discard``): taken off the outbox only while it is still a
+        hold (``Outbox.discard_held``, one transaction), and its rows go. One that another
+        send signed meanwhile (the command line's, in its own process) is not discarded:
+        its rows give way to the events it was signed as, "sending" (``_signed_elsewhere``),
+        and the answer says SIGNED. One no longer kept at all (discarded, or sent long
+        ago, by another process of this device) has its rows go too: nothing is left to
+        send or to discard. A send of this engine that was waiting to sign it finds it
+        gone, and queues nothing (``Outbox.enqueue``). ``room_id`` None: whichever room
+        it is kept for (the command line names it by its number alone)."""
+        outbox = self._engine.outbox
+        if outbox is None:
+            raise RuntimeError("this engine has no outbox")
+        answer = await self._engine._outboxed(outbox.discard_held, seq, room_id)
+        self._shown_unsent.pop(seq, None)
+        hold = answer.hold
+        first = answer.signed[0] if answer.signed else None
+        if room_id is None:
+            room_id = hold.room_id if hold is not None else first.room_id if first else None
+        if room_id is None:
+            return answer  # kept nowhere: no row to take away
+        if answer.outcome is Discard.SIGNED:
+            await self._signed_elsewhere(
+                room_id,
+                seq,
+                first.sender_id if first is not None else "",
+                (first.sender_key or "") if first is not None else "",
+            )
+            return answer
+        if hold is not None:
+            self._discarded.add(seq)
+            log.info("a message kept for room %r was discarded", terminal_safe(room_id))
+        self._engine._emit(
+            SendKept(
+                room_id,
+                seq,
+                hold.user_id if hold is not None else "",
+                hold.sender_key if hold is not None else "",
+                (),
+                False,
+            )
+        )
+        return answer
 
     def retry_held(self, room_id: str) -> None:
         """The room's read completed (``Backfill``): resume again what a resume could not
@@ -628,7 +686,15 @@ class Publisher:
         says so; it stays kept on this device, and the room's later sends go out."""
         self._shown_unsent[seq] = room_id
         self._engine._emit(
-            SendKept(room_id, seq, user_id, key_text, tuple(drafts), True, f"not sent: {why}")
+            SendKept(
+                room_id,
+                seq,
+                user_id,
+                key_text,
+                tuple(drafts),
+                True,
+                f"not sent: {why}; {UNSENT_HINT}",
+            )
         )
         log.warning("a message kept for room %r cannot be sent: %s", terminal_safe(room_id), why)
 

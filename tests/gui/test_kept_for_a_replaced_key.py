@@ -56,14 +56,14 @@ def test_a_message_kept_for_a_replaced_key_is_shown_not_sent_and_its_text_can_be
     assert row.echo_error.startswith(
         "not sent: the key that was to sign it was replaced on this device"
     ), row.echo_error
-    assert row.echo_error.endswith("right-click to copy its text"), row.echo_error
+    assert row.echo_error.endswith("right-click to copy its text or discard it"), row.echo_error
     window = desk.window
     window.timeline.scrollToBottom()
     rect = window.timeline.visualRect(desk.model("falcon").index(at))
     window.timeline.customContextMenuRequested.emit(rect.center())
     menu = window.relation_actions.menu
     assert isinstance(menu, QMenu)
-    assert [a.text() for a in menu.actions()] == ["Copy text"]  # nothing else applies
+    assert [a.text() for a in menu.actions() if not a.isSeparator()] == ["Copy text", "Discard…"]
     menu.actions()[0].trigger()
     menu.close()
     assert QGuiApplication.clipboard().text() == TYPED

@@ -1408,6 +1408,16 @@ class TimelineModel(QAbstractListModel):
             self.endInsertRows()
 
 
+def kept_hold(event_id: str) -> int | None:
+    """The hold (``SendKept.seq``) a row of a send kept unsigned shows (its id
+    ``kept-<hold>-<n>``: ``TimelineModel.set_kept``), None for any other row."""
+    kind, _, rest = event_id.partition("-")
+    seq, _, n = rest.partition("-")
+    if kind != "kept" or not seq.isdigit() or not n.isdigit():
+        return None
+    return int(seq)
+
+
 def _version(agg: Aggregate | None) -> str:
     """What a row's text depends on beyond its own event (the delegate's cache key)."""
     if agg is None:

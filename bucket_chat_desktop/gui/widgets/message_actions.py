@@ -1,5 +1,6 @@
 """What can be done with one message: the hover action bar, the bar above the composer
-while replying or editing, the delete confirmation and the previous-versions dialog.
+while replying or editing, the delete confirmation, the confirmation before a message kept
+unsent is discarded, and the previous-versions dialog.
 
 Everything here shows text read from storage (names, bodies, reasons): each piece goes
 through the one escape (``html_escape``) or a plain-text label, bounded in length.
@@ -318,6 +319,83 @@ class DeleteDialog(QDialog):
     def reason(self) -> str | None:
         text = self.reason_edit.text().strip()
         return text or None
+
+
+DISCARD_WORDING = (
+    "It was never sent, so nobody else has it. Discarding it removes its text from this "
+    "device for good: it cannot be brought back. Copy the text first if you may want it."
+)
+
+
+class DiscardDialog(QDialog):
+    """Asks before a message kept unsent on this device is discarded (``Discard…`` on
+    its row): says that its text will be gone for good, and offers to copy it first.
+    ``copy`` puts ``text`` on the clipboard; the dialog stays open."""
+
+    def __init__(
+        self,
+        text: str,
+        why: str,
+        others: int,
+        copy: Callable[[], None],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Discard unsent message")
+        self.setMinimumWidth(460)
+        layout = QVBoxLayout(self)
+        layout.setSpacing(10)
+        title = QLabel("<b>Discard this unsent message?</b>")
+        title.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(title)
+        quote = QLabel(one_line(text, 300) or "(no text)")
+        quote.setTextFormat(Qt.TextFormat.PlainText)
+        quote.setWordWrap(True)
+        quote.setObjectName("discardQuote")
+        quote.setStyleSheet(
+            f"QLabel#discardQuote {{ border-left: 3px solid {TRUST_COLORS['invalid']};"
+            " padding: 4px 8px; }"
+        )
+        layout.addWidget(quote)
+        said = DISCARD_WORDING
+        if others:
+            said += (
+                f" It was typed together with {others} other message"
+                f"{'' if others == 1 else 's'} kept with it, which "
+                f"{'goes' if others == 1 else 'go'} too."
+            )
+        if why:
+            why = one_line(why, 300)
+            said = f"{why[:1].upper() + why[1:]}" + "\n\n" + said
+        self.explanation = QLabel(said)
+        self.explanation.setWordWrap(True)
+        self.explanation.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.explanation)
+        buttons = QDialogButtonBox()
+        self.copy_button = buttons.addButton("Copy text", QDialogButtonBox.ButtonRole.ActionRole)
+        self.discard_button = buttons.addButton("Discard", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.discard_button.setStyleSheet(
+            f"QPushButton {{ background: {TRUST_COLORS['invalid']}; color: white; border: none; }}"
+        )
+        self.cancel_button = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.copy_button.clicked.connect(lambda: self._copied(copy))
+        layout.addWidget(buttons)
+        for button in (self.copy_button, self.discard_button):
+            button.setAutoDefault(False)
+        self.cancel_button.setDefault(True)  # Enter does not discard by accident
+
+    def _copied(self, copy: Callable[[], None]) -> None:
+        copy()
+        self.copy_button.setText("Copied")
+
+    @guard()
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.discard_button.setDefault(False)  # the button box made the accept button it
+        self.cancel_button.setDefault(True)
+        self.cancel_button.setFocus()
 
 
 # -- previous versions ----------------------------------------------------------------------

@@ -299,11 +299,11 @@ def test_a_send_kept_for_a_key_this_device_no_longer_has_is_shown_not_sent_with_
     assert kept[0].drafts == tuple(text("typed before the key was replaced"))
     assert kept[0].error == (
         "not sent: the key that was to sign it was replaced on this device (restoring "
-        "that key sends it); right-click to copy its text"
+        "that key sends it); right-click to copy its text or discard it"
     )
     assert kept[1].error == (
         "not sent: it was typed as mallory@example.com, and this device now sends as "
-        "alice@example.com; right-click to copy its text"
+        "alice@example.com; right-click to copy its text or discard it"
     )
     assert_linear_and_verified(store, ["one", "hi", "two", "typed now"])
 
@@ -666,7 +666,10 @@ def test_a_kept_send_that_cannot_be_signed_is_set_aside_and_the_room_goes_on(
     run(start())
     assert_linear_and_verified(store, ["one", "hi", "two", "after", "new"])
     told = {e.error for e in said if isinstance(e, SendKept) and e.seq == poison and e.error}
-    assert told == {"not sent: refusing to write an invalid event: it is too large"}
+    assert told == {
+        "not sent: refusing to write an invalid event: it is too large; right-click to copy "
+        "its text or discard it"
+    }
 
 
 def test_enqueue_passes_over_an_older_hold_that_cannot_be_signed(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from bucket_chat_desktop.protocol.segment import (
     path_for,
 )
 from bucket_chat_desktop.protocol.signing import build_event
-from bucket_chat_desktop.sync.outbox import REPLACED_KEPT, Outbox
+from bucket_chat_desktop.sync import outbox as outbox_module
+from bucket_chat_desktop.sync.outbox import REPLACED_KEPT, Discard, HeldDiscard, Outbox
 
 ROOM = "room-1"
 USER = "alice@example.com"
@@ -558,4 +560,119 @@ def test_what_an_older_hold_was_signed_as_is_let_go_a_day_later(box: Outbox) -> 
     assert box.replaced(seq) is not None
     box._db.execute("UPDATE replaced SET signed = signed - ?", (REPLACED_KEPT + 1,))
     enqueue(box, "second")
+    assert box.replaced(seq) is None
+
+
+# -- discarding a hold ------------------------------------------------------------------------
+
+
+def test_a_hold_discarded_is_gone_for_good_and_no_later_send_signs_it(
+    path: Path, box: Outbox
+) -> None:
+    """``discard_held``: a kept send the person lets go is taken off with its text (the
+    answer gives that text once more); no later send signs it, and the next kept send of
+    the room still goes out. Discarding it again, or naming another room, discards
+    nothing."""
+    k = key(1)
+    gone = box.hold(ROOM, key_text(k), USER, None, texts("let this go"))
+    kept = box.hold(ROOM, key_text(k), USER, None, texts("keep this"))
+    assert box.discard_held(gone, "another-room").outcome is Discard.GONE  # not that room's
+    answer = box.discard_held(gone, ROOM)
+    assert answer.outcome is Discard.DISCARDED and answer.hold is not None
+    assert answer.hold.drafts == tuple(texts("let this go")) and answer.signed == ()
+    assert [h.seq for h in box.held()] == [kept]
+    assert box.discard_held(gone) == HeldDiscard(Discard.GONE)
+    drained: list[int] = []
+    events = enqueue(box, "typed later", drained=drained)
+    assert drained == [kept]
+    assert [e.body for e in events] == [None, "keep this", "typed later"]
+    box.close()
+    files = [path, path.with_name(path.name + "-wal")]
+    data = b"".join(f.read_bytes() for f in files if f.exists())
+    assert b"let this go" not in data  # overwritten, not only unlinked from the table
+
+
+def test_a_hold_another_process_signed_is_never_discarded_and_the_answer_says_as_what(
+    path: Path, box: Outbox
+) -> None:
+    """A hold the command line signed first (``enqueue`` signs the older holds of its
+    room and key) is no longer a hold: ``discard_held`` leaves the signed events queued
+    and answers SIGNED with them (``replaced``), for the app to show it as sent."""
+    k = key(1)
+    seq = box.hold(ROOM, key_text(k), USER, None, texts("typed in the app"))
+    command = Outbox(path)
+    try:
+        own = enqueue(command, "typed in the terminal")
+    finally:
+        command.close()
+    queued = pending_events(box)
+    answer = box.discard_held(seq, ROOM)
+    assert answer.outcome is Discard.SIGNED and answer.hold is None
+    assert [e.event_id for e in answer.signed] == [e.event_id for e in own[:2]]
+    assert pending_events(box) == queued  # nothing signed was touched
+    box.forget_replaced(seq)  # the app showed it: then nothing is left to say
+    assert box.discard_held(seq).outcome is Discard.GONE
+
+
+def test_a_discard_racing_another_process_signing_the_same_hold_takes_nothing_signed(
+    path: Path, box: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: the command line's send is signing the app's hold (inside its
+    transaction) when the person confirms Discard in the app. The discard waits for that
+    transaction and then finds the hold signed: it discards nothing and says SIGNED,
+    with the events; the room's chain holds the message once."""
+    k = key(1)
+    seq = box.hold(ROOM, key_text(k), USER, None, texts("typed in the app"))
+    command = Outbox(path)  # another connection to the file: another process
+    signing = threading.Event()  # the command's transaction is open and signing
+    asked = threading.Event()  # the discard asked for the file's write lock
+    real = outbox_module.continue_chain
+
+    def signs_slowly(*args: Any, **kwargs: Any) -> list[Event]:
+        signing.set()
+        assert asked.wait(30)  # the discard's BEGIN IMMEDIATE ran meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outbox_module, "continue_chain", signs_slowly)
+    box._db.set_trace_callback(lambda sql: asked.set() if sql.startswith("BEGIN") else None)
+    done: dict[str, list[Event]] = {}
+    try:
+        command.seed_head(ROOM, key_text(k), None)
+        worker = threading.Thread(
+            target=lambda: done.update(own=enqueue(command, "typed in the terminal"))
+        )
+        worker.start()
+        assert signing.wait(30)
+        answer = box.discard_held(seq, ROOM)  # waits for the command's commit
+        worker.join(30)
+    finally:
+        box._db.set_trace_callback(None)
+        command.close()
+    assert asked.is_set() and not worker.is_alive()
+    assert answer.outcome is Discard.SIGNED
+    assert [e.body for e in answer.signed] == [None, "typed in the app"]
+    assert [e.body for e in pending_events(box)] == [
+        None,
+        "typed in the app",
+        "typed in the terminal",
+    ]
+    assert box.held() == []
+    assert_one_chain(pending_events(box))
+
+
+def test_a_hold_discarded_first_is_not_signed_by_the_other_process_send(
+    path: Path, box: Outbox
+) -> None:
+    """The other order: the discard commits first; the command's send then signs its
+    own message only (the hold is not among the older holds it signs)."""
+    k = key(1)
+    seq = box.hold(ROOM, key_text(k), USER, None, texts("typed in the app"))
+    assert box.discard_held(seq, ROOM).outcome is Discard.DISCARDED
+    command = Outbox(path)
+    try:
+        drained: list[int] = []
+        own = enqueue(command, "typed in the terminal", drained=drained)
+    finally:
+        command.close()
+    assert drained == [] and [e.body for e in own] == [None, "typed in the terminal"]
     assert box.replaced(seq) is None

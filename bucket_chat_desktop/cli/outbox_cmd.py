@@ -1,0 +1,184 @@
+"""``bucket-chat outbox``: the messages this device's outbox keeps unsent for a storage,
+typed in the app but not signed yet (``Outbox.hold``), listed, and let go one at a time.
+
+Such a message waits for the app to learn where this device's chain continues in its
+room; one that can never go out (the key that was to sign it replaced on this device,
+too large to sign) would wait for ever, shown "not sent" at every start of the app.
+``discard`` lets it go, only while it is still kept unsigned: one signed meanwhile (by
+the app or a command's ``send``, which signs the older kept messages of its room first)
+is queued, and a signed message is never discarded (the next one links to it). The
+text of what is discarded is printed once more: nothing else has it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ..protocol.attachments import message_text
+from ..protocol.canonical import b64decode_exact
+from ..protocol.event import MESSAGE
+from ..protocol.ids import InvalidRoomIdError, check_room_id, key_tag
+from ..protocol.untrusted_text import terminal_safe
+from ..storage import Storage
+from ..sync.client import ChatClient
+from ..sync.outbox import Discard, HeldSend
+from . import format as fmt
+from .outcome import EXIT_ERROR, EXIT_OK
+
+PREVIEW = 80  # characters of a kept message's text on its line in ``list``
+
+
+def add_outbox_parser(subparsers: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``outbox list`` and ``outbox discard`` to the ``bucket-chat`` commands;
+    ``common`` adds the options every command takes (``-s``)."""
+    text = "messages typed in the app and kept unsent on this device: list them, discard one"
+    parser = subparsers.add_parser("outbox", help=text, description=text)
+    common(parser)
+    actions = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    lst = actions.add_parser(
+        "list",
+        help="show the messages kept unsent (not signed yet) in this device's outbox",
+        description="The messages the app keeps unsent in this device's outbox of the "
+        "storage, not signed yet, oldest first, each with the ID 'outbox discard' takes; "
+        "and how many signed messages wait to be delivered (those cannot be discarded).",
+    )
+    lst.add_argument("--room-id", help="only those of this room")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    common(lst)
+    discard = actions.add_parser(
+        "discard",
+        help="let one message kept unsent go for good (its text is printed once more)",
+        description="Remove the message kept unsent under ID (outbox list) from this "
+        "device's outbox, for good: it was never sent, so nothing else has it; its text is "
+        "printed once more. Only while it is still unsigned: one signed meanwhile (by the "
+        "app, or a command's send) is queued and is not discarded (exit 2, said).",
+    )
+    discard.add_argument("id", type=int, metavar="ID", help="the message's ID in 'outbox list'")
+    discard.add_argument("--room-id", help="refuse unless it is a message of this room")
+    common(discard)
+
+
+def _room(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_room_id(value)
+    except InvalidRoomIdError as exc:
+        raise OutboxUsageError(str(exc)) from exc
+
+
+class OutboxUsageError(ValueError):
+    """A room id that is no room id: one line, exit 2 (``main``)."""
+
+
+def _text(hold: HeldSend) -> str:
+    """What the kept message says: its messages' texts (``message_text``), one a line;
+    an event of another kind (a reaction, an edit) by its type."""
+    said = [
+        message_text(draft[1]) if draft[0] == MESSAGE else f"({draft[0]} event)"
+        for draft in hold.drafts
+    ]
+    return "\n".join(said)
+
+
+def _key(sender_key: str) -> str:
+    raw = b64decode_exact(sender_key, 32)
+    return key_tag(raw) if raw is not None else "?"
+
+
+def _typed(created: float) -> str:
+    return dt.datetime.fromtimestamp(created).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+async def cmd_outbox(args: argparse.Namespace, storage: Storage) -> int:
+    room_id = _room(args.room_id)
+    async with ChatClient.session(storage, index=False) as client:
+        sid = client.session_storage
+        if args.outbox_command == "discard":
+            return await _discard(client, sid, args.id, room_id, storage)
+        kept = [h for h in await client.held(sid) if room_id in (None, h.room_id)]
+        waiting = [p for p in await client.pending(sid) if room_id in (None, p.room_id)]
+    if args.json:
+        doc = {
+            "kept": [
+                {
+                    "id": h.seq,
+                    "room_id": h.room_id,
+                    "user_id": h.user_id,
+                    "sender_key": h.sender_key,
+                    "typed": dt.datetime.fromtimestamp(h.created, dt.UTC).isoformat(),
+                    "text": _text(h),
+                }
+                for h in kept
+            ],
+            # signed, waiting to be delivered (``sync``): never discarded
+            "signed_waiting": len(waiting),
+        }
+        print(fmt.json_text(doc))
+        return EXIT_OK
+    where = terminal_safe(storage.describe())
+    if not kept:
+        fmt.out(f"No message is kept unsent in this device's outbox of {where}.")
+    else:
+        fmt.out(f"Kept unsent (not signed yet) in this device's outbox of {where}:")
+    for h in kept:
+        first = terminal_safe(_text(h).split("\n", 1)[0], limit=PREVIEW)
+        fmt.out(
+            f"  {h.seq:>4}  room {terminal_safe(h.room_id)!r}  as {terminal_safe(h.user_id)}  "
+            f"key {_key(h.sender_key)}  typed {_typed(h.created)}  {first}"
+        )
+    if kept:
+        fmt.out(
+            "'bucket-chat outbox discard ID' lets one go for good (its text is printed once "
+            "more); the app sends the others once it has read their room, unless their key "
+            "is no longer this device's."
+        )
+    if waiting:
+        fmt.out(
+            f"{len(waiting):,} signed message(s) wait to be delivered ('bucket-chat sync' "
+            "or the app delivers them); a signed message cannot be discarded."
+        )
+    return EXIT_OK
+
+
+async def _discard(
+    client: ChatClient, sid: str, seq: int, room_id: str | None, storage: Storage
+) -> int:
+    kept = {h.seq: h for h in await client.held(sid)}
+    hold = kept.get(seq)
+    if hold is not None and room_id is not None and hold.room_id != room_id:
+        return _refused(
+            f"not discarded: message {seq} is kept for room {terminal_safe(hold.room_id)!r}, "
+            f"not {terminal_safe(room_id)!r}"
+        )
+    answer = await client.discard_kept(sid, seq, room_id)
+    if answer.outcome is Discard.DISCARDED and answer.hold is not None:
+        gone = answer.hold
+        fmt.out(
+            f"Discarded message {seq}, kept unsent for room {terminal_safe(gone.room_id)!r}; "
+            "it is gone from this device. Its text was:"
+        )
+        for line in fmt.body_text(_text(gone)).split("\n"):
+            fmt.out(f"  {line}")
+        return EXIT_OK
+    if answer.outcome is Discard.SIGNED:
+        signed = answer.signed[-1].event_id if answer.signed else "an event"
+        return _refused(
+            f"not discarded: message {seq} was signed meanwhile by another send of this "
+            "device (the app, or a command's send) and is queued to be sent as "
+            f"{terminal_safe(signed)}; a signed message cannot be discarded"
+        )
+    return _refused(
+        f"no message {seq} is kept unsent in this device's outbox of "
+        f"{terminal_safe(storage.describe())}; 'bucket-chat outbox list' shows those that are"
+    )
+
+
+def _refused(said: str) -> int:
+    """Nothing was discarded: one line on stderr, exit 2."""
+    fmt.out(f"bucket-chat: {said}", file=sys.stderr)
+    return EXIT_ERROR
