@@ -831,8 +831,8 @@ def _event_of(c: _Copy) -> Event:
     return _new_tuple(Event, _fields_of(c))
 
 
-def _order_key(c: _Copy) -> tuple[int, str]:
-    return (c.timestamp_ms, c.event_id)
+# A copy's (timestamp_ms, event_id): one C call, no Python frame per copy sorted.
+_order_key: Callable[[_Copy], tuple[int, str]] = attrgetter("timestamp_ms", "event_id")
 
 
 def _plain(c: _Copy) -> bool:
@@ -1577,7 +1577,16 @@ class RoomLedger:
         store = self._store
         copy_of = store.copy
         multi = self._multi
-        for slot, row in enumerate(store.heads):
+        if not multi:  # no event id with distinct copies (no replay): one copy each
+            for c in map(copy_of, store.heads):
+                ok = c.sig_ok
+                if ok is None:
+                    unsigned.append(c)
+                elif ok is False:
+                    self._invalid(c, invalid, findings)
+                else:
+                    by_key[c.sender_key or ""].append(c)
+        for slot, row in enumerate(store.heads if multi else ()):
             choice: _Copy | None = None
             several = multi.get(slot) if multi else None
             if several is None:
@@ -1657,7 +1666,7 @@ class RoomLedger:
             tips[key] = tip
             bound[key] = sender
         rows = [((c.timestamp_ms, c.event_id, 0), c, False) for c in unsigned]
-        rows.extend(((c.eff[0], c.eff[1], c.depth), c, True) for c in chained)
+        rows += [((c.eff[0], c.eff[1], c.depth), c, True) for c in chained]
         rows.sort(key=itemgetter(0))
         if repeated or None in tips.values():
             # (path, line) last (section 9): two copies of one id (two keys), or siblings
@@ -2008,13 +2017,12 @@ class RoomLedger:
         chain (``_NOTHING_HELD``: none), for ``_check_witnesses``.
         """
         copies.sort(key=_order_key)
-        for c in copies:  # verdicts of an earlier audit must not leak into this one
-            c.problems = None
         # A key is bound to the sender id of its chain root (its join), else its first event.
         root = next((c for c in copies if c.prev_event_hash is None), copies[0])
         bound = root.sender_id
         kept: list[_Copy] = []
         for c in copies:
+            c.problems = None  # verdicts of an earlier audit must not leak into this one
             if c.sender_id == bound:
                 kept.append(c)
                 continue
@@ -2031,12 +2039,17 @@ class RoomLedger:
             else:
                 kids.append(c)
         short = key[:12]
+        forked = False
         for prev, kids in children.items():
-            if after is not None and prev in by_hash:
-                # kids are in date order (``copies`` sorted by ``_order_key`` above): a
-                # fork's first is its earliest
-                after[prev] = kids[0].timestamp_ms
+            if prev in by_hash:  # the usual link: nothing to report but a fork
+                if after is not None:
+                    # kids are in date order (``copies`` sorted by ``_order_key`` above):
+                    # a fork's first is its earliest
+                    after[prev] = kids[0].timestamp_ms
+                if len(kids) == 1:
+                    continue
             if len(kids) > 1:
+                forked = True
                 where = ", ".join(f"{k.event_id} ({k.where})" for k in kids[:MAX_LISTED])
                 if len(kids) > MAX_LISTED:
                     where += f" and {len(kids) - MAX_LISTED:,} more"
@@ -2081,30 +2094,39 @@ class RoomLedger:
                             )
                         )
         # Effective order: an event never shows before its chain predecessor. One pass in
-        # order; a child whose parent sorts later waits until the parent is placed.
+        # order; a child whose parent sorts later waits until the parent is placed (then
+        # it and whatever waited on it are placed, last waiting first).
         done: set[str] = set()
         waiting: dict[str, list[_Copy]] = {}
+        stack: list[_Copy] = []
         for c in kept:
             prev = c.prev_event_hash
             if prev is not None and prev in by_hash and prev not in done:
                 waiting.setdefault(prev, []).append(c)
                 continue
-            stack = [c]
-            while stack:
-                item = stack.pop()
+            item = c
+            while True:
                 parent = by_hash.get(item.prev_event_hash or "")
                 own = (item.timestamp_ms, item.event_id)
                 if parent is not None and parent.timestamp_ms <= horizon:
-                    item.eff = max(own, parent.eff)
+                    # max(own, parent.eff): the first of equals, as max keeps
+                    above = parent.eff
+                    item.eff = above if above > own else own
                     item.depth = parent.depth + 1
                 else:
                     item.eff = own
-                done.add(item.hash)
-                stack.extend(waiting.pop(item.hash, ()))
+                h = item.hash
+                done.add(h)
+                if waiting:
+                    later = waiting.pop(h, None)
+                    if later is not None:
+                        stack.extend(later)
+                if not stack:
+                    break
+                item = stack.pop()
         for orphans in waiting.values():  # only reachable through a hash cycle: impossible
             for item in orphans:
                 item.eff = (item.timestamp_ms, item.event_id)
-        forked = any(len(kids) > 1 for kids in children.values())
         ends = [c for c in kept if c.hash not in children]
         if after is not None:
             for c in ends:
@@ -2198,13 +2220,13 @@ class RoomLedger:
                 keys = authorized[sender] = {first}
                 if not complete:
                     taken.add((sender, first))
-            if key not in keys and not complete:
-                keys.add(key)
-                taken.add((sender, key))
-                copies.append(c.row)
-                codes.append(provisional)
-                continue
             if key not in keys:
+                if not complete:
+                    keys.add(key)
+                    taken.add((sender, key))
+                    copies.append(c.row)
+                    codes.append(provisional)
+                    continue
                 copies.append(c.row)
                 codes.append(
                     code(
@@ -2231,9 +2253,9 @@ class RoomLedger:
                 codes.append(code(TrustState.UNVERIFIED, reason))
             else:
                 copies.append(c.row)
-                trial = (sender, key) in taken
+                trial = (sender, key) in taken if taken else False
                 codes.append(provisional if trial else good)
-                if _is_join(ev):
+                if ev.type == MEMBER and ev.content.get("membership") == "join":  # _is_join
                     added = ev.content.get(DEVICE_ADD_FIELD)
                     # An introduction counts once the new key accepted it (its own join
                     # names this key); while loading, the acceptance may still be on its way.
@@ -2422,7 +2444,8 @@ def _decide_trust(
     accepted: set[tuple[str, str, str]] = set()
     for c in chained:
         ev = c
-        if c.problems or not _is_join(ev):
+        # (``_is_join`` written out: a call per event)
+        if ev.type != MEMBER or c.problems or ev.content.get("membership") != "join":
             continue
         key = ev.sender_key or ""
         added = ev.content.get(DEVICE_ADD_FIELD)

@@ -197,6 +197,42 @@ class TestSignatureChecker:
         # cached key objects give the same answers
         assert checker.check_bytes(public_key_text(k), b"msg", sig)[0] is True
 
+    def test_check_bytes_agrees_with_pynacl_verify(self) -> None:
+        """The checker calls libsodium's crypto_sign_open itself (no opened message
+        copied out): its verdict is VerifyKey.verify's on good, tampered and malformed
+        signatures alike, the ones libsodium refuses before any curve arithmetic
+        (non-canonical S, small-order R) included."""
+        k = SigningKey(bytes([9]) * 32)
+        vk = k.verify_key
+        msg = b'{"content":{"body":"hi"}}'
+        good = k.sign(msg).signature
+        order = (2**252 + 27742317777372353535851937790883648493).to_bytes(32, "little")
+        cases = [
+            (msg, good),
+            (msg[:-1], good),
+            (msg + b" ", good),
+            (b"", good),
+            (b"", k.sign(b"").signature),
+            (msg, good[:32] + order),  # S = L: not canonical
+            (msg, good[:32] + bytes([0xFF]) * 32),  # S far too large
+            (msg, bytes(32) + good[32:]),  # R = 0 (small order)
+            (msg, bytes([1]) + bytes(31) + good[32:]),  # R = identity
+            (msg, bytes(64)),
+        ]
+        cases += [(msg, good[:i] + bytes([good[i] ^ 1]) + good[i + 1 :]) for i in range(64)]
+        checker = SignatureChecker()
+        key_text = public_key_text(k)
+        for message, signature in cases:
+            try:
+                vk.verify(message, signature)
+                expected = True
+            except Exception:
+                expected = False
+            text = base64.b64encode(signature).decode()
+            ok, why = checker.check_bytes(key_text, message, text)
+            assert ok is expected, (message, signature.hex())
+            assert ("good" in why) is expected
+
 
 @pytest.mark.parametrize(
     "changes",
