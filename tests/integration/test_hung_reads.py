@@ -361,16 +361,16 @@ async def test_a_person_is_not_held_by_a_read_slower_than_the_minimum_rate(
             answering.append(store.stalled(threshold) is None)
 
     watcher = asyncio.ensure_future(watch())
-    began = asyncio.get_running_loop().time()
     try:
-        with pytest.raises(NoAnswerError):
+        with pytest.raises(NoAnswerError) as caught:
             await asyncio.wait_for(
                 answer_within(store, store.get(path, max_bytes=len(body)), threshold), GUARD
             )
     finally:
         watcher.cancel()
-    took = asyncio.get_running_loop().time() - began
-    assert took < 6 * threshold  # not the read's own deadline (over 30 s here)
+    # given up on the step's threshold, which it names: not the read's own deadline (over
+    # 30 s here)
+    assert f"within {threshold:g} s" in str(caught.value), caught.value
     if kind != "az":  # Azure hands a 1 MiB piece over whole: no progress shown before it
         assert answering and all(answering)  # the watch saw a slow link answering
     proxied.proxy.release()
