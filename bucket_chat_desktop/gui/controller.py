@@ -76,6 +76,12 @@ DISCARD_SAID = {
         "sent meanwhile, or discarded by another Bucket Chat program on this device)."
     ),
 }
+# ... of a discard that could not empty the outbox's log (``HeldDiscard.in_log``)
+DISCARDED_IN_LOG = (
+    "Discarded, but a copy of its text stays in the outbox's log file on this device "
+    "until the app and the command line have both closed the outbox: another Bucket Chat "
+    "program was reading it."
+)
 
 # Findings that mean the room was not read whole (``RoomState.partial``): no verdict on it
 # is final. A read that failed or was refused (a file over the size limit, an abandoned
@@ -655,7 +661,8 @@ class Controller(QObject):
 
         async def run() -> None:
             answer = await self.client.discard_kept(ref.storage_id, seq, ref.room_id)
-            self.kept_discarded.emit(key, DISCARD_SAID[answer.outcome])
+            said = DISCARDED_IN_LOG if answer.in_log else DISCARD_SAID[answer.outcome]
+            self.kept_discarded.emit(key, said)
 
         self.tasks.start(run(), "Discarding the message")
 
