@@ -226,6 +226,20 @@ def late_arrival(dated_ms: int, arrived_ms: int) -> LateArrival | None:
     return LateArrival(dated_ms, arrived_ms, note)
 
 
+def late_among(dated_ms: int, arrived_ms: int, seen_ms: int | None) -> LateArrival | None:
+    """The late arrival of a row (a message, an edit, a deletion) dated ``dated_ms`` that
+    arrived at ``arrived_ms``, when it is also dated more than ``LATE_NOTE_MS`` before
+    ``seen_ms``: the newest place this device had read in the room before it (None:
+    nothing read before). A row dated after what was read is none, however long after
+    its date it arrived: after a laptop's sleep or an outage, everything written meanwhile
+    arrives late, and an edit made on time was said "long after its date" while the
+    message written with it was not (red team rt97). The one rule of
+    ``bucket-chat sync --follow`` and of the app's notes on edits and deletions."""
+    if seen_ms is None or dated_ms + LATE_NOTE_MS >= seen_ms:
+        return None
+    return late_arrival(dated_ms, arrived_ms)
+
+
 def late_note(dated_ms: int, arrived_ms: int) -> str | None:
     """What a message's row says when it arrived (was first read, as new words) at
     ``arrived_ms``, more than ``LATE_NOTE_MS`` after the date it bears: "Arrived

@@ -28,7 +28,7 @@ from ..protocol.room_state import Roster
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage.base import StorageError
 from ..sync.room_state import RoomView
-from ..timestamps import DELETION, LATE_NOTE_MS, THIS_EDIT, late_arrival, late_note
+from ..timestamps import DELETION, THIS_EDIT, late_among
 from . import format as fmt
 from . import related
 
@@ -206,17 +206,16 @@ class LivePrinter:
                     self.say(line)
                     # an edit or a deletion dated long before it came, by the same rule:
                     # printed now, it would pass for one made then (the app's row says it)
-                    late = late_arrival(ev.timestamp_ms, now) if ev.type != REACTION else None
-                    if late is not None and ev.timestamp_ms + LATE_NOTE_MS < latest:
+                    late = late_among(ev.timestamp_ms, now, latest) if ev.type != REACTION else None
+                    if late is not None:
                         change = THIS_EDIT if ev.type == EDIT else DELETION
                         self.say(f"    ({late.change_note(change)})")
                 continue
             else:
                 self.say(related.event_lines(item, timeline, rel, self.ids, self.claims))
-            before = ev.timestamp_ms + LATE_NOTE_MS < latest  # dated among rows read
-            note = late_note(ev.timestamp_ms, now) if ev.type == MESSAGE and before else None
-            if note is not None:
-                self.say(f"    ({note})")
+            late = late_among(ev.timestamp_ms, now, latest) if ev.type == MESSAGE else None
+            if late is not None:  # dated among rows read, and long before it came
+                self.say(f"    ({late.note})")
 
     def findings(self, found: Sequence[Finding]) -> None:
         for f in found:

@@ -158,9 +158,17 @@ async def _discard(
     answer = await client.discard_kept(sid, seq, room_id)
     if answer.outcome is Discard.DISCARDED and answer.hold is not None:
         gone = answer.hold
+        where = (
+            # the log could not be emptied: said, never "gone" (``HeldDiscard.in_log``)
+            "a copy of its text stays in the outbox's log file on this device until the "
+            "app and the command line have both closed the outbox (another Bucket Chat "
+            "program was reading it)"
+            if answer.in_log
+            else "it is gone from this device"
+        )
         fmt.out(
             f"Discarded message {seq}, kept unsent for room {terminal_safe(gone.room_id)!r}; "
-            "it is gone from this device. Its text was:"
+            f"{where}. Its text was:"
         )
         for line in fmt.body_text(_text(gone)).split("\n"):
             fmt.out(f"  {line}")

@@ -52,7 +52,7 @@ from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
 from ..sync.writer import RoomError
-from ..timestamps import LateArrival, LateCopy, late_arrival, late_copy
+from ..timestamps import LateArrival, LateCopy, late_among, late_arrival, late_copy
 from .bridge import EngineBridge
 from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
@@ -76,6 +76,12 @@ DISCARD_SAID = {
         "sent meanwhile, or discarded by another Bucket Chat program on this device)."
     ),
 }
+# ... of a discard that could not empty the outbox's log (``HeldDiscard.in_log``)
+DISCARDED_IN_LOG = (
+    "Discarded, but a copy of its text stays in the outbox's log file on this device "
+    "until the app and the command line have both closed the outbox: another Bucket Chat "
+    "program was reading it."
+)
 
 # Findings that mean the room was not read whole (``RoomState.partial``): no verdict on it
 # is final. A read that failed or was refused (a file over the size limit, an abandoned
@@ -230,6 +236,17 @@ def _ahead(result: AuditResult, now_ms: int) -> int:
     """How many of ``result``'s newest rows are placed past this device's clock (with
     ``FUTURE_SLACK_MS``): shown, but not news yet, nor the room's last message."""
     return len(result.timeline) - placed_by(result.timeline, now_ms + FUTURE_SLACK_MS)
+
+
+def _seen_place(old: AuditResult | None, now_ms: int) -> int | None:
+    """Where the newest row of ``old`` (the audit shown before new rows came) not placed
+    ahead of this device's clock is placed: how far this device had read the room
+    (``timestamps.late_among``); None when it had read none of it. A row dated ahead
+    does not count (its date is its writer's word, as ``anchor_position`` takes it)."""
+    if old is None:
+        return None
+    cut = placed_by(old.timeline, now_ms + FUTURE_SLACK_MS)
+    return old.timeline.place_at(cut - 1) if cut else None
 
 
 class Controller(QObject):
@@ -644,7 +661,8 @@ class Controller(QObject):
 
         async def run() -> None:
             answer = await self.client.discard_kept(ref.storage_id, seq, ref.room_id)
-            self.kept_discarded.emit(key, DISCARD_SAID[answer.outcome])
+            said = DISCARDED_IN_LOG if answer.in_log else DISCARD_SAID[answer.outcome]
+            self.kept_discarded.emit(key, said)
 
         self.tasks.start(run(), "Discarding the message")
 
@@ -799,6 +817,7 @@ class Controller(QObject):
             else None
         )
         among = {e for e, i in known.items() if anchor is not None and i < anchor}
+        seen = _seen_place(room.result, now_ms)
         marker = self.settings.read_marker(key)  # as before this audit is shown
         room.result = result
         room.metadata, room.metadata_findings = metadata, metadata_findings
@@ -819,7 +838,14 @@ class Controller(QObject):
         # arrivals (a row dated years ahead would be the room's last message for good)
         shown = newest[: max(0, len(newest) - _ahead(result, now_ms))]
         self._refresh_item(
-            room, result, arrived, last_shown(shown), placed=True, known=known, late=among
+            room,
+            result,
+            arrived,
+            last_shown(shown),
+            placed=True,
+            known=known,
+            late=among,
+            seen=seen,
         )
         joined = self.rooms.item(key) is not None  # not a room still being joined
         if joined and not room.marked and len(result.timeline):
@@ -938,6 +964,12 @@ class Controller(QObject):
 
         return pager
 
+    def _read_so_far(self, key: str) -> int | None:
+        """How far this device had read room ``key`` (``_seen_place``), before rows that
+        came are added to its audit."""
+        room = self._rooms.get(key)
+        return _seen_place(room.result if room is not None else None, int(time.time() * 1000))
+
     def _adding_to(
         self, key: str, result: AuditResult
     ) -> tuple[RoomSession, Relations | None] | None:
@@ -957,6 +989,7 @@ class Controller(QObject):
         return room, room.take_arriving()
 
     def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
+        seen = self._read_so_far(key)
         adding = self._adding_to(key, result)
         if adding is None:
             return
@@ -973,7 +1006,7 @@ class Controller(QObject):
         if room.first_seen:  # nor, in a room first seen this session, what is older
             start = len(result.timeline) - len(items)  # appended: the newest rows
             news = news[max(0, placed_by(result.timeline, room.since_ms - 1) - start) :]
-        self._refresh_item(room, result, news, last_shown(news))
+        self._refresh_item(room, result, news, last_shown(news), seen=seen)
         # the first rows came appended to an empty audit: counted as they came, a count
         # after the marker on a later audit would count them twice
         room.marked = True
@@ -988,6 +1021,7 @@ class Controller(QObject):
         being merged) is given the audit anew, its newest rows paged in. ``came``: they
         arrived (``EventsAppended.arrived``). News by the rule of a full re-audit's
         (``unread.is_news_placed``): how many rows lie between does not decide."""
+        seen = self._read_so_far(key)
         adding = self._adding_to(key, result)
         if adding is None:
             return
@@ -1022,6 +1056,7 @@ class Controller(QObject):
             placed=True,
             known=known,
             late=known.keys(),
+            seen=seen,
         )
         room.marked = True
 
@@ -1177,6 +1212,7 @@ class Controller(QObject):
         placed: bool = False,
         known: Mapping[str, int] | None = None,
         late: Collection[str] | None = None,
+        seen: int | None = None,
     ) -> None:
         """``last``: the newest shown event with its body (a slim audit's events have
         none) and its verdict; None when only relation events came (reactions, edits,
@@ -1184,7 +1220,8 @@ class Controller(QObject):
         about it.
         ``placed``: ``new`` may sort before rows already there (not only appended);
         ``known``: where some of them are (no walk to find them); ``late``: the ids of
-        those placed among rows seen already (``_note_late``)."""
+        those placed among rows seen already (``_note_late``); ``seen``: how far this
+        device had read the room before ``new`` came (``_seen_place``)."""
         key = room.ref.key
         item = self.rooms.item(key)
         if item is None:
@@ -1230,7 +1267,7 @@ class Controller(QObject):
         incoming = [a for a in new if is_unread_news(a.event, own, rel)]
         if late is not None:
             self._note_late(room, [a for a in incoming if a.event.event_id in late])
-        self._note_late_changes(room, new)
+        self._note_late_changes(room, new, seen)
         focused = key == self.current and self.window_active
         if focused:
             self._mark_read(key)
@@ -1279,16 +1316,22 @@ class Controller(QObject):
         if notes:
             self.timeline(room.ref.key).note_late(notes)
 
-    def _note_late_changes(self, room: RoomSession, new: list[Assessed]) -> None:
-        """Edits and deletions dated long before they arrived, noted by the copy that
-        arrived as ``_note_late`` notes messages, with the same threshold
-        (``timestamps.late_arrival``). ``new``: the rows that arrived as new words, by
-        the rules that make a message news (not history read late, nor a room's first
-        screen, nor placed past this device's clock). Wherever such a row is placed, what
-        it changes is a message's row, most often one seen long ago: a member's edit
-        stored today under a date weeks back showed "(edited)" and its false date in
-        Previous versions as if seen then. Not this device's own (as its messages are
-        not news): what it sent late, its person knows."""
+    def _note_late_changes(self, room: RoomSession, new: list[Assessed], seen: int | None) -> None:
+        """Edits and deletions that arrived long after their date and are dated before
+        what this device had read of the room (``seen``: ``_seen_place``), by the rule
+        ``bucket-chat sync --follow`` follows (``timestamps.late_among``), noted by the
+        copy that arrived as ``_note_late`` notes messages. ``new``: the rows that
+        arrived as new words, by the rules that make a message news (not history read
+        late, nor a room's first screen, nor placed past this device's clock). Wherever
+        such a row is placed, what it changes is a message's row, most often one seen
+        long ago: a member's edit stored today under a date weeks back showed "(edited)"
+        and its false date in Previous versions as if seen then. Its date, not its place,
+        is what Previous versions shows, so a backdated edit written after a fresh
+        message (and placed after it) is noted all the same. One dated after what was
+        read is not, however late this device read it: after a sleep or an outage an
+        edit made on time was said "long after its date" while the message written with
+        it was not (red team rt97). Not this device's own (as its messages are not
+        news): what it sent late, its person knows."""
         own = self.identity.public_key_b64
         now_ms = int(time.time() * 1000)
         notes = {
@@ -1296,7 +1339,7 @@ class Controller(QObject):
             for a in new
             if a.event.type in (EDIT, REDACTION)
             and a.event.sender_key != own
-            and (late := late_arrival(a.event.timestamp_ms, now_ms)) is not None
+            and (late := late_among(a.event.timestamp_ms, now_ms, seen)) is not None
         }
         if notes:
             self.timeline(room.ref.key).note_late(notes)

@@ -161,10 +161,17 @@ class HeldSend:
     created: float = 0.0  # when it was kept (typed), seconds since the epoch
 
 
+# How long a statement waits for another program of this device holding the outbox.
+BUSY_WAIT_MS = 30_000
+# How long a discard waits to empty the write-ahead log (``Outbox._empty_log``): a reader
+# elsewhere is what it waits for, and the person is told, not kept waiting long.
+EMPTY_LOG_WAIT_MS = 2_000
+
+
 class Discard(enum.Enum):
     """What ``Outbox.discard_held`` found."""
 
-    DISCARDED = "discarded"  # it was still kept: taken off, its text gone from the file
+    DISCARDED = "discarded"  # it was still kept: taken off, its text gone (see ``in_log``)
     SIGNED = "signed"  # another send signed it first: it is queued, nothing was discarded
     GONE = "gone"  # not kept (no such hold, or not of that room): nothing was discarded
 
@@ -178,6 +185,10 @@ class HeldDiscard:
     outcome: Discard
     hold: HeldSend | None = None
     signed: tuple[Event, ...] = ()
+    # DISCARDED, but a copy of its text stays in the outbox's write-ahead log
+    # (``outbox.sqlite-wal``): another program of this device was reading the outbox, and
+    # the log could not be emptied. Emptied when the last program using it closes it.
+    in_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +213,10 @@ class Outbox:
         if path is not None:
             # every message in clear text: the user's only
             secure_database_file(path, opening_held=opening_held)
+        self._log_kept = False  # a discard left a copy in the write-ahead log
         self._db = sqlite3.connect(
             path if path is not None else ":memory:",
-            timeout=30,
+            timeout=BUSY_WAIT_MS / 1000,
             isolation_level=None,  # explicit BEGIN IMMEDIATE / COMMIT
             check_same_thread=False,
         )
@@ -219,7 +231,29 @@ class Outbox:
             raise
 
     def close(self) -> None:
+        if self._log_kept:  # a discard's text in the log: emptied if no one else reads
+            self._empty_log()
         self._db.close()
+
+    def _empty_log(self) -> bool:
+        """Copy the write-ahead log back into the file and cut it to nothing (a TRUNCATE
+        checkpoint), so that nothing deleted (``secure_delete``) stays in its older frames:
+        a discarded message's text did, in ``outbox.sqlite-wal``, for as long as the outbox
+        was open (red team rt97). It waits at most ``EMPTY_LOG_WAIT_MS`` for another
+        program of this device (the app, a command) to finish a read or a write of the
+        outbox; False when it could not be emptied then. In memory: nothing to empty."""
+        if self.path is None:
+            return True
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {EMPTY_LOG_WAIT_MS}")
+        try:
+            busy, _frames, _copied = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError:  # locked past the wait
+            busy = 1
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_WAIT_MS}")
+        self._log_kept = busy != 0
+        return not self._log_kept
 
     def note_name(self, spec: str, identity: str, place: str | None) -> None:
         """Record that the storage written ``spec`` is, now, ``identity`` (a folder at
@@ -366,8 +400,10 @@ class Outbox:
         the next one links to them.
 
         The row's text is overwritten in the file (``secure_delete``) and the write-ahead
-        log copied back when no reader holds it (a passive checkpoint, which never waits):
-        the outbox is the only copy of what was typed, and "gone" means gone."""
+        log, which still holds the text as it was written when kept, is copied back and
+        emptied (``_empty_log``): the outbox is the only copy of what was typed, and "gone"
+        means gone. When another program of this device is reading the outbox meanwhile,
+        the log cannot be emptied: the answer says so (``in_log``) rather than "gone"."""
         db = self._db
         db.execute("PRAGMA secure_delete = ON")
         db.execute("BEGIN IMMEDIATE")
@@ -385,8 +421,7 @@ class Outbox:
                 except (ValueError, TypeError):
                     drafts = ()  # unreadable: let go all the same
                 hold = HeldSend(row[0], row[1], row[2], row[3], row[4], drafts, float(row[6]))
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                return HeldDiscard(Discard.DISCARDED, hold)
+                return HeldDiscard(Discard.DISCARDED, hold, in_log=not self._empty_log())
             noted = None
             if row is None:
                 noted = db.execute(

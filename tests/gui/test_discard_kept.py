@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import shot
 from desk import ALICE, Desk, settings_for
 from nacl.signing import SigningKey
@@ -33,6 +34,7 @@ from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.chain import continue_chain
 from bucket_chat_desktop.protocol.event import MESSAGE
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import outbox as outbox_module
 from bucket_chat_desktop.sync.device_files import outbox_file
 from bucket_chat_desktop.sync.events import SendKept
 from bucket_chat_desktop.sync.outbox import Outbox
@@ -120,12 +122,58 @@ def test_a_message_kept_for_a_replaced_key_is_discarded_from_its_row_after_a_war
         lambda: desk.window.statusBar().currentMessage().startswith("Discarded:"),
         timeout=15_000,
     )
+    # as it says: gone from this device while the app runs on, its outbox open, not
+    # only once it closes (red team rt97: the outbox's log kept the text)
+    assert TYPED.encode() not in on_disk(store)
     assert desk.quit() == 0
     box = outbox_of(store)
     try:
         assert box.held() == [] and box.is_empty()
     finally:
         box.close()
+
+
+def on_disk(store: Path) -> bytes:
+    """The outbox's file and its write-ahead log, as a backup would copy them."""
+    path = outbox_file(paths.data_dir(), LocalStorage(store))
+    files = [path, path.with_name(path.name + "-wal")]
+    return b"".join(f.read_bytes() for f in files if f.exists())
+
+
+def test_a_discard_while_the_command_line_reads_the_outbox_says_a_copy_stays_in_its_log(
+    qtbot: Any,
+    launch: Callable[..., Desk],
+    store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The command line is in the middle of reading the outbox when the person discards:
+    its log cannot be emptied then. The message is discarded, and the status bar says a
+    copy of its text stays in the outbox's log, never that it is gone (red team rt97)."""
+    monkeypatch.setattr(outbox_module, "EMPTY_LOG_WAIT_MS", 10)
+    keep_for_the_old_key(store)
+    desk = launch(settings_for(store, ["falcon"]))
+    desk.wait_loaded("falcon")
+    dialog = ask_to_discard(desk, tmp_path)
+    command = outbox_of(store)
+    try:
+        command._db.execute("BEGIN")
+        assert [h.sender_key for h in command.held()] == [OLD_KEY]  # its read, still open
+        dialog.discard_button.click()
+        qtbot.waitUntil(lambda: not kept_rows(desk), timeout=15_000)
+        qtbot.waitUntil(
+            lambda: desk.window.statusBar().currentMessage().startswith("Discarded, but"),
+            timeout=15_000,
+        )
+        said = desk.window.statusBar().currentMessage()
+        assert "a copy of its text stays in the outbox's log file" in said, said
+        assert "gone" not in said
+        assert TYPED.encode() in on_disk(store)  # as it says
+        command._db.execute("COMMIT")
+    finally:
+        command.close()
+    assert desk.quit() == 0
+    assert TYPED.encode() not in on_disk(store)  # the app closed the outbox: emptied
 
 
 def test_cancelling_the_discard_keeps_the_message(

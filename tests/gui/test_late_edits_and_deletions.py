@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from test_key_doubted_elsewhere import searched
 from test_late_arrival_leaves_the_app import _export
 
 from bucket_chat_desktop import settings as settings_store
+from bucket_chat_desktop.gui import controller as controller_module
 from bucket_chat_desktop.gui.models.timeline_model import Roles
 from bucket_chat_desktop.gui.widgets.message_actions import versions_html
 from bucket_chat_desktop.gui.widgets.message_delegate import note_texts
@@ -302,3 +304,68 @@ def test_the_note_is_the_sessions_as_a_late_message_s_is(
     assert room.row(room.on_time.event_id).data(Roles.LateChange) is None
     assert room.row(room.gone.event_id).data(Roles.LateChange) is None
     assert room.desk.controller.late_arrivals(room.desk.key("c")) == {}
+
+
+ASLEEP_S = 40 * 60  # the laptop slept 40 minutes; the note's threshold is 15
+
+
+def _sleep_then_wake(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on the app's clock reads 40 minutes later than the wall clock the
+    members sign with: as after a sleep (or an outage), everything they write now is read
+    by the app 40 minutes after it was written, and after the app last looked."""
+    real = time.time
+    shim = types.SimpleNamespace(
+        time=lambda: real() + ASLEEP_S, monotonic=time.monotonic, perf_counter=time.perf_counter
+    )
+    monkeypatch.setattr(controller_module, "time", shim)
+
+
+def test_an_edit_and_a_deletion_made_while_the_app_slept_are_not_said_late(
+    qtbot: Any, room: Room, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team rt97: while Alice's laptop sleeps, Mallory (or any honest member) writes a
+    message, edits an older one and deletes another, in one segment. When the app reads
+    them 40 minutes later, the message's row said nothing but the edited and deleted rows
+    said "arrived long after its date": changes made on time looked backdated. They are
+    dated after what this device had read, as the message is, and are not noted, as
+    ``bucket-chat sync --follow`` does not note them."""
+    _sleep_then_wake(monkeypatch)
+    now = int(time.time() * 1000)  # the members' clock: the app looked last before this
+    message, edit, deletion = room.store(
+        [
+            (now, MESSAGE, text("written while Alice slept")),
+            (now + 1, EDIT, {"replaces": room.on_time.event_id, "new_content": text("fixed")}),
+            (now + 2, REDACTION, {"redacts": room.gone.event_id}),
+        ]
+    )
+    room.wait_body(qtbot, room.on_time.event_id, "fixed")
+    qtbot.waitUntil(lambda: room.row(room.gone.event_id).data(Roles.Deleted) is not None)
+    qtbot.waitUntil(lambda: room.desk.wait_index("c", "written while Alice slept") is not None)
+    assert room.row(message.event_id).data(Roles.Late) is None
+    assert room.row(room.on_time.event_id).data(Roles.LateChange) is None
+    assert room.row(room.gone.event_id).data(Roles.LateChange) is None
+    noted = {e for e, _where in room.desk.controller.late_arrivals(room.desk.key("c"))}
+    assert not noted & {message.event_id, edit.event_id, deletion.event_id}
+
+
+def test_a_backdated_edit_after_a_fresh_message_is_said_late_even_after_a_sleep(
+    qtbot: Any, room: Room, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The edge of the rule above: what decides is the change's date against what this
+    device had read, not where the change is placed nor how long the app slept. Mallory
+    writes a fresh message and then an edit dated four weeks back (placed after her
+    message, at the end): the edit still says it arrived long after its date."""
+    _sleep_then_wake(monkeypatch)
+    now = int(time.time() * 1000)
+    dated = room.gone.timestamp_ms + 60_000
+    message, edit = room.store(
+        [
+            (now, MESSAGE, text("nothing to see here")),
+            (dated, EDIT, {"replaces": room.on_time.event_id, "new_content": text(MOVED)}),
+        ]
+    )
+    room.wait_body(qtbot, room.on_time.event_id, MOVED)
+    late = room.row(room.on_time.event_id).data(Roles.LateChange)
+    assert late is not None and f"dated {full(dated)[:16]}" in late, late
+    noted = {e for e, _where in room.desk.controller.late_arrivals(room.desk.key("c"))}
+    assert edit.event_id in noted and message.event_id not in noted

@@ -123,6 +123,21 @@ def test_a_late_arrival_says_the_rows_words_and_an_export_adds_the_zone() -> Non
     assert zero is not None and f"dated {ts.with_zone(0)}: " in zero.note_with_zone()
 
 
+def test_late_among_notes_only_what_is_dated_before_what_was_read() -> None:
+    """The rule of ``bucket-chat sync --follow`` and of the app's notes on edits and
+    deletions (red team rt97): late only when dated more than ``LATE_NOTE_MS`` before
+    what this device had read (``seen_ms``) and read long after its date. A row dated
+    after what was read, read 40 minutes late (a sleep, an outage), is not late."""
+    seen = 1_765_000_000_000
+    woke = seen + 60 * 60_000
+    assert ts.late_among(seen + 1_000, woke, seen) is None  # written during the sleep
+    assert ts.late_among(seen - ts.LATE_NOTE_MS, woke, seen) is None  # at the threshold
+    dated = seen - ts.LATE_NOTE_MS - 1
+    assert ts.late_among(dated, woke, seen) == ts.late_arrival(dated, woke)
+    assert ts.late_among(dated, dated + ts.LATE_NOTE_MS, seen) is None  # read in time
+    assert ts.late_among(0, woke, None) is None  # nothing read before: nothing to be among
+
+
 def test_a_late_edit_or_deletion_is_said_as_a_message_is_naming_the_change() -> None:
     """What a message's row says of its latest edit or its deletion that arrived long
     after its date, and Previous versions and a search hit of an edit: the words and

@@ -96,6 +96,35 @@ def test_outbox_discard_lets_a_kept_message_go_and_prints_its_text_once_more(
     assert "let me go\nsecond line" not in trust_by_body(cli)
 
 
+def test_outbox_discard_while_the_app_reads_the_outbox_says_a_copy_stays_in_its_log(
+    cli: Cli, store: Path, tmp_path: Path, alice_room: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app is in the middle of reading the outbox when ``outbox discard`` runs: the
+    outbox's log cannot be emptied then, and a copy of the text stays there. The command
+    says so, never "gone" (red team rt97); the message is discarded all the same."""
+    from bucket_chat_desktop.sync import outbox as outbox_module
+
+    monkeypatch.setattr(outbox_module, "EMPTY_LOG_WAIT_MS", 10)
+    path = keep_in_app(tmp_path, store, "laptop", OTHER_KEY, ROOM, "typed in the wrong room")
+    app = outbox_module.Outbox(path)
+    try:
+        app._db.execute("BEGIN")
+        assert [h.seq for h in app.held()] == [1]  # the app's read, still open
+        r = outbox(cli, "discard", "1")
+        app._db.execute("COMMIT")
+        assert app.held() == []
+    finally:
+        app.close()
+    assert r.code == 0, r
+    assert r.out.splitlines() == [
+        "Discarded message 1, kept unsent for room 'two-devices'; a copy of its text stays "
+        "in the outbox's log file on this device until the app and the command line have "
+        "both closed the outbox (another Bucket Chat program was reading it). Its text was:",
+        "  typed in the wrong room",
+    ]
+    assert "gone" not in r.out
+
+
 def test_outbox_discard_of_a_message_signed_meanwhile_discards_nothing(
     cli: Cli, store: Path, tmp_path: Path, alice_room: str
 ) -> None:

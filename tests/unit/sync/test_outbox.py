@@ -592,6 +592,69 @@ def test_a_hold_discarded_is_gone_for_good_and_no_later_send_signs_it(
     assert b"let this go" not in data  # overwritten, not only unlinked from the table
 
 
+def on_disk(path: Path) -> bytes:
+    """The outbox's file and its write-ahead log, as a copy of the profile folder (a
+    backup, a synced home folder) would take them."""
+    files = [path, path.with_name(path.name + "-wal")]
+    return b"".join(f.read_bytes() for f in files if f.exists())
+
+
+def test_a_discarded_hold_leaves_no_copy_in_the_log_while_the_outbox_stays_open(
+    path: Path, box: Outbox
+) -> None:
+    """The app's Discard…: its outbox stays open. The log's frames written when the
+    message was kept held its text, after the discard said "gone", for the whole session
+    (red team rt97): the log is emptied, and the answer says nothing stays."""
+    gone = box.hold(ROOM, key_text(key(1)), USER, None, texts("typed in the wrong room"))
+    assert b"typed in the wrong room" in on_disk(path)
+    answer = box.discard_held(gone, ROOM)
+    assert answer.outcome is Discard.DISCARDED and not answer.in_log
+    assert b"typed in the wrong room" not in on_disk(path)
+    later = box.hold(ROOM, key_text(key(1)), USER, None, texts("typed later"))
+    assert [h.seq for h in box.held()] == [later]  # the outbox goes on after the log is cut
+
+
+def test_a_discard_by_another_process_leaves_no_copy_while_the_app_has_the_outbox_open(
+    path: Path, box: Outbox
+) -> None:
+    """``bucket-chat outbox discard`` while the app (``box``, another connection) has the
+    outbox open: the command's connection closes, the app's stays, and the log (shared)
+    holds no copy of the text."""
+    seq = box.hold(ROOM, key_text(key(1)), USER, None, texts("typed in the wrong room"))
+    command = Outbox(path)
+    try:
+        answer = command.discard_held(seq, ROOM)
+    finally:
+        command.close()
+    assert answer.outcome is Discard.DISCARDED and not answer.in_log
+    assert box.held() == []
+    assert b"typed in the wrong room" not in on_disk(path)
+
+
+def test_a_discard_while_another_process_reads_says_a_copy_stays_until_the_outbox_closes(
+    path: Path, box: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program of this device is in the middle of reading the outbox: the log
+    cannot be emptied, and the answer says a copy stays there (``in_log``) rather than
+    "gone". The next close that can empty it does."""
+    monkeypatch.setattr(outbox_module, "EMPTY_LOG_WAIT_MS", 10)
+    seq = box.hold(ROOM, key_text(key(1)), USER, None, texts("typed in the wrong room"))
+    reader = Outbox(path)
+    reader._db.execute("BEGIN")
+    assert reader.held() != []  # its read sees the hold, from the log
+    answer = box.discard_held(seq, ROOM)
+    assert answer.outcome is Discard.DISCARDED and answer.in_log
+    assert answer.hold is not None and answer.hold.seq == seq
+    assert b"typed in the wrong room" in on_disk(path)  # as the answer says
+    reader._db.execute("COMMIT")
+    box.close()  # the app closes; the reader (the command) has the outbox open still
+    try:
+        assert b"typed in the wrong room" not in on_disk(path)
+        assert reader.held() == []
+    finally:
+        reader.close()
+
+
 def test_a_hold_another_process_signed_is_never_discarded_and_the_answer_says_as_what(
     path: Path, box: Outbox
 ) -> None:
