@@ -406,7 +406,7 @@ def _refuse_replacing_a_key_that_wrote(old: Any) -> None:
     them, and nothing would ever send or show them: red team rt92), or when that cannot
     be told: nothing is changed then."""
     try:
-        used = key_use.rooms_written_by(paths.data_dir(), old.public_key_b64, kept=False)
+        used = key_use.rooms_written_by(paths.data_dir(), old.public_key_b64)
         kept = key_use.kept_sends(paths.data_dir(), old.public_key_b64)
     except key_use.KeyUseUnknown as exc:
         raise UsageError(
