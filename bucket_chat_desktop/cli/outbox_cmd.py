@@ -24,19 +24,19 @@ import os
 import stat
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..osfiles import write_atomic
 from ..protocol.attachments import message_text
 from ..protocol.canonical import b64decode_exact
-from ..protocol.event import MESSAGE
+from ..protocol.event import MESSAGE, Event
 from ..protocol.ids import InvalidRoomIdError, check_room_id, key_tag
 from ..protocol.untrusted_text import terminal_safe
 from ..storage import Storage
 from ..sync.client import ChatClient
-from ..sync.outbox import Discard, HeldSend
+from ..sync.outbox import Discard, HeldSend, PendingMessage
 from . import format as fmt
 from .outcome import EXIT_ERROR, EXIT_OK
 
@@ -207,16 +207,27 @@ async def _discard(
         )
         return EXIT_OK
     if answer.outcome is Discard.SIGNED:
-        signed = answer.signed[-1].event_id if answer.signed else "an event"
         return _refused(
             f"not discarded: message {seq} was signed meanwhile by another send of this "
-            "device (the app, or a command's send) and is queued to be sent as "
-            f"{terminal_safe(signed)}; a signed message cannot be discarded"
+            f"device (the app, or a command's send) and "
+            f"{_signed_as(answer.signed, await client.pending(sid))}; a signed message "
+            "cannot be discarded"
         )
     return _refused(
         f"no message {seq} is kept unsent in this device's outbox of "
         f"{terminal_safe(storage.describe())}; 'bucket-chat outbox list' shows those that are"
     )
+
+
+def _signed_as(signed: Sequence[Event], waiting: Iterable[PendingMessage]) -> str:
+    """What became of a kept message another send signed (review rev1: the note of what
+    it was signed as outlives its delivery by hours, and "is queued" was said of one
+    long stored): queued while any of its events waits in the outbox, else sent."""
+    last = terminal_safe(signed[-1].event_id) if signed else "an event"
+    ids = {ev.event_id for ev in signed}
+    if any(p.event_id in ids and p.state != "sent" for p in waiting):
+        return f"is queued to be sent as {last}"
+    return f"was sent already, as {last}"
 
 
 class TextNotWrittenError(Exception):
