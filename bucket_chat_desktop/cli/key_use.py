@@ -52,11 +52,11 @@ def _storage_url(index_file: Path) -> str:
     return str(row[0]) if row else ""
 
 
-def rooms_written_by(data_dir: Path, key_text: str, *, kept: bool = True) -> list[tuple[str, str]]:
+def rooms_written_by(data_dir: Path, key_text: str) -> list[tuple[str, str]]:
     """``(storage URL or "", room id)`` of every room this device knows ``key_text`` wrote
-    in (or has something of it waiting to be sent: signed, or, unless not ``kept``, kept
-    by the app for it to sign: ``kept_sends``), sorted. Raises ``KeyUseUnknown`` when
-    one of the files cannot be read: then it is not known."""
+    in (or has something it signed waiting to be sent), sorted. What the app keeps for it
+    to sign, unsigned, is not writing: ``kept_sends`` counts that. Raises
+    ``KeyUseUnknown`` when one of the files cannot be read: then it is not known."""
     found: set[tuple[str, str]] = set()
     needle = f'"sender_key":"{key_text}"'
     queries = {
@@ -87,8 +87,6 @@ def rooms_written_by(data_dir: Path, key_text: str, *, kept: bool = True) -> lis
             if rooms:
                 url = _storage_url(data_dir / "index" / path.name)
                 found.update((url, room) for room in rooms)
-    if kept:
-        found.update((url, room) for url, room, _ in kept_sends(data_dir, key_text))
     return sorted(found)
 
 

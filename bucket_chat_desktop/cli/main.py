@@ -7,7 +7,8 @@ usage, key or storage problem (one line on stderr; for ``test-storage`` and ``st
 test``: a step of the check failed, named in its FAIL line, as a write that got through
 over the test object does; for ``chat``: a line piped or typed in was not sent for the
 bytes it holds, or its input could not be read, said on stderr; for ``outbox discard``:
-nothing was discarded, the message not kept or signed meanwhile, said), 3 a message (sent, or
+nothing was discarded, the message not kept or signed meanwhile, or its text not written
+whole first, said), 3 a message (sent, or
 typed into ``chat``) is safely queued in the outbox but could not be delivered yet, 4
 (``sync``) the storage did not answer in time: what is shown is this device's copy, and
 the outbox keeps what it could not deliver. Output whose reader has gone (``| head``) ends a command
@@ -406,7 +407,7 @@ def _refuse_replacing_a_key_that_wrote(old: Any) -> None:
     them, and nothing would ever send or show them: red team rt92), or when that cannot
     be told: nothing is changed then."""
     try:
-        used = key_use.rooms_written_by(paths.data_dir(), old.public_key_b64, kept=False)
+        used = key_use.rooms_written_by(paths.data_dir(), old.public_key_b64)
         kept = key_use.kept_sends(paths.data_dir(), old.public_key_b64)
     except key_use.KeyUseUnknown as exc:
         raise UsageError(

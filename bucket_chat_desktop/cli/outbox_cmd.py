@@ -6,26 +6,37 @@ room; one that can never go out (the key that was to sign it replaced on this de
 too large to sign) would wait for ever, shown "not sent" at every start of the app.
 ``discard`` lets it go, only while it is still kept unsigned: one signed meanwhile (by
 the app or a command's ``send``, which signs the older kept messages of its room first)
-is queued, and a signed message is never discarded (the next one links to it). The
-text of what is discarded is printed once more: nothing else has it.
+is queued, and a signed message is never discarded (the next one links to it).
+
+Nothing else has the text of what is discarded, so it is written out first, exactly as
+typed (not cut, not escaped), and the message is discarded only once that write has
+succeeded: to ``--to FILE``, to standard output when that is a file, or to a terminal
+when the text has nothing that would act on one. A pipe is refused: what reads it may
+keep less than all of it (``| head -1`` keeps one line), and the write cannot tell.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
+import os
+import stat
 import sys
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
+from ..osfiles import write_atomic
 from ..protocol.attachments import message_text
 from ..protocol.canonical import b64decode_exact
-from ..protocol.event import MESSAGE
+from ..protocol.event import MESSAGE, Event
 from ..protocol.ids import InvalidRoomIdError, check_room_id, key_tag
 from ..protocol.untrusted_text import terminal_safe
 from ..storage import Storage
 from ..sync.client import ChatClient
-from ..sync.outbox import Discard, HeldSend
+from ..sync.outbox import Discard, HeldSend, PendingMessage
 from . import format as fmt
 from .outcome import EXIT_ERROR, EXIT_OK
 
@@ -51,13 +62,22 @@ def add_outbox_parser(subparsers: Any, common: Callable[[argparse.ArgumentParser
     common(lst)
     discard = actions.add_parser(
         "discard",
-        help="let one message kept unsent go for good (its text is printed once more)",
+        help="let one message kept unsent go for good (its exact text is written out first)",
         description="Remove the message kept unsent under ID (outbox list) from this "
-        "device's outbox, for good: it was never sent, so nothing else has it; its text is "
-        "printed once more. Only while it is still unsigned: one signed meanwhile (by the "
-        "app, or a command's send) is queued and is not discarded (exit 2, said).",
+        "device's outbox, for good: it was never sent, so nothing else has it. Its exact "
+        "text is written first, to --to FILE, or to standard output when that is a file "
+        "(> FILE) or a terminal that can show it; when it cannot be written whole (a pipe, "
+        "a full disk), nothing is discarded (exit 2, said). Only while it is still "
+        "unsigned: one signed meanwhile (by the app, or a command's send) is not discarded "
+        "(exit 2, said).",
     )
     discard.add_argument("id", type=int, metavar="ID", help="the message's ID in 'outbox list'")
+    discard.add_argument(
+        "--to",
+        type=Path,
+        metavar="FILE",
+        help="write its text to FILE (a new file), exactly as typed, before discarding it",
+    )
     discard.add_argument("--room-id", help="refuse unless it is a message of this room")
     common(discard)
 
@@ -99,7 +119,7 @@ async def cmd_outbox(args: argparse.Namespace, storage: Storage) -> int:
     async with ChatClient.session(storage, index=False) as client:
         sid = client.session_storage
         if args.outbox_command == "discard":
-            return await _discard(client, sid, args.id, room_id, storage)
+            return await _discard(client, sid, args.id, room_id, storage, args.to)
         kept = [h for h in await client.held(sid) if room_id in (None, h.room_id)]
         waiting = [p for p in await client.pending(sid) if room_id in (None, p.room_id)]
     if args.json:
@@ -133,9 +153,9 @@ async def cmd_outbox(args: argparse.Namespace, storage: Storage) -> int:
         )
     if kept:
         fmt.out(
-            "'bucket-chat outbox discard ID' lets one go for good (its text is printed once "
-            "more); the app sends the others once it has read their room, unless their key "
-            "is no longer this device's."
+            "'bucket-chat outbox discard ID [--to FILE]' lets one go for good, once its "
+            "exact text is written out; the app sends the others once it has read their "
+            "room, unless their key is no longer this device's."
         )
     if waiting:
         fmt.out(
@@ -146,8 +166,16 @@ async def cmd_outbox(args: argparse.Namespace, storage: Storage) -> int:
 
 
 async def _discard(
-    client: ChatClient, sid: str, seq: int, room_id: str | None, storage: Storage
+    client: ChatClient,
+    sid: str,
+    seq: int,
+    room_id: str | None,
+    storage: Storage,
+    to: Path | None,
 ) -> int:
+    """Write the kept message's exact text out (``_write_text``), then discard it; when
+    the write fails, nothing is discarded (review rev1: the text was deleted first, then
+    printed cut at 20,000 characters and escaped, and a pipe's reader could drop it)."""
     kept = {h.seq: h for h in await client.held(sid)}
     hold = kept.get(seq)
     if hold is not None and room_id is not None and hold.room_id != room_id:
@@ -155,6 +183,13 @@ async def _discard(
             f"not discarded: message {seq} is kept for room {terminal_safe(hold.room_id)!r}, "
             f"not {terminal_safe(room_id)!r}"
         )
+    written = ""
+    if hold is not None:
+        try:
+            written = _write_text(_text(hold), to)
+        except TextNotWrittenError as exc:
+            return _refused(f"not discarded: message {seq} is still kept; {exc}")
+        room_id = hold.room_id  # the message that was written, nothing else
     answer = await client.discard_kept(sid, seq, room_id)
     if answer.outcome is Discard.DISCARDED and answer.hold is not None:
         gone = answer.hold
@@ -166,23 +201,114 @@ async def _discard(
             if answer.in_log
             else "it is gone from this device"
         )
+        if hold is None:
+            # Kept by the app between the look and the discard (an ID not given yet):
+            # its text is written all the same, after the fact.
+            try:
+                written = _write_text(_text(gone), to)
+            except TextNotWrittenError as exc:
+                written = f"could not be written ({exc})"
         fmt.out(
             f"Discarded message {seq}, kept unsent for room {terminal_safe(gone.room_id)!r}; "
-            f"{where}. Its text was:"
+            f"{where}. Its text {written}.",
+            file=sys.stderr,
         )
-        for line in fmt.body_text(_text(gone)).split("\n"):
-            fmt.out(f"  {line}")
         return EXIT_OK
     if answer.outcome is Discard.SIGNED:
-        signed = answer.signed[-1].event_id if answer.signed else "an event"
         return _refused(
             f"not discarded: message {seq} was signed meanwhile by another send of this "
-            "device (the app, or a command's send) and is queued to be sent as "
-            f"{terminal_safe(signed)}; a signed message cannot be discarded"
+            f"device (the app, or a command's send) and "
+            f"{_signed_as(answer.signed, await client.pending(sid))}; a signed message "
+            "cannot be discarded"
         )
     return _refused(
         f"no message {seq} is kept unsent in this device's outbox of "
         f"{terminal_safe(storage.describe())}; 'bucket-chat outbox list' shows those that are"
+    )
+
+
+def _signed_as(signed: Sequence[Event], waiting: Iterable[PendingMessage]) -> str:
+    """What became of a kept message another send signed (review rev1: the note of what
+    it was signed as outlives its delivery by hours, and "is queued" was said of one
+    long stored): queued while any of its events waits in the outbox, else sent."""
+    last = terminal_safe(signed[-1].event_id) if signed else "an event"
+    ids = {ev.event_id for ev in signed}
+    if any(p.event_id in ids and p.state != "sent" for p in waiting):
+        return f"is queued to be sent as {last}"
+    return f"was sent already, as {last}"
+
+
+class TextNotWrittenError(Exception):
+    """The kept text could not be written whole: the message must not be discarded."""
+
+
+def _write_text(text: str, to: Path | None) -> str:
+    """Write ``text`` exactly (UTF-8; a lone surrogate an old version kept as such, as
+    ``surrogatepass`` writes it) to ``to``, a new file, or to standard output: a file
+    there is synced to disk, a terminal is given it only when no character of it would
+    act on the terminal (``_shows_whole``), a pipe is refused (its reader may keep less
+    than all of it, and the write cannot tell). Returns how the closing line says where
+    it went; raises ``TextNotWrittenError`` (nothing discarded) when it was not."""
+    data = text.encode("utf-8", "surrogatepass")
+    if to is not None:
+        try:
+            write_atomic(to, data, overwrite=False)
+        except FileExistsError as exc:
+            raise TextNotWrittenError(
+                f"its text was not written: {terminal_safe(to)} exists already (--to "
+                "writes a new file)"
+            ) from exc
+        except OSError as exc:
+            raise TextNotWrittenError(
+                f"its text could not be written to {terminal_safe(to)}: "
+                f"{terminal_safe(exc.strerror or exc)}"
+            ) from exc
+        return f"was written to {terminal_safe(to)}"
+    try:
+        fd: int | None = sys.stdout.fileno()
+    except (OSError, ValueError):
+        fd = None  # a stream that is no file (a test's capture): written as to a file
+    mode = os.fstat(fd).st_mode if fd is not None else 0
+    tty = fd is not None and os.isatty(fd)
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        raise TextNotWrittenError(
+            "its text was not written: standard output is a pipe, and what reads it may "
+            "keep less than all of it (| head keeps its first lines); write it to a file "
+            "with --to FILE (or > FILE)"
+        )
+    if tty and not _shows_whole(text):
+        raise TextNotWrittenError(
+            "its text was not shown: it has characters a terminal would act on or not "
+            "show, so it cannot be shown exactly here; write it to a file with --to FILE "
+            "(or > FILE)"
+        )
+    if tty and not text.endswith("\n"):
+        data += b"\n"  # the prompt after it on a line of its own
+    stream = sys.stdout
+    try:
+        stream.flush()
+        if isinstance(stream, io.TextIOWrapper):
+            stream.buffer.write(data)
+            stream.buffer.flush()
+        else:
+            stream.write(data.decode("utf-8", "surrogatepass"))
+            stream.flush()
+        if fd is not None and stat.S_ISREG(mode):
+            os.fsync(fd)
+    except OSError as exc:
+        fmt.silence_stdout()  # what is left in its buffer must not fail again at exit
+        raise TextNotWrittenError(
+            f"its text could not be written to standard output: "
+            f"{terminal_safe(exc.strerror or exc)}"
+        ) from exc
+    return "is above" if tty else "was written to standard output"
+
+
+def _shows_whole(text: str) -> bool:
+    """Whether a terminal shows ``text`` as it is: lines and tabs, and no character
+    ``terminal_safe`` would escape (controls, escapes, bidi, invisible letters)."""
+    return all(
+        ch in "\n\t" or unicodedata.category(ch) == "Zs" or terminal_safe(ch) == ch for ch in text
     )
 
 

@@ -397,8 +397,11 @@ def test_replacing_a_key_the_app_kept_messages_for_is_refused_saying_how_many_an
     assert files_of(key_dir(tmp_path, "laptop")) == keys_before  # no backup, nothing
     assert kept_bodies(box) == ["the only copy", "and more", "elsewhere"]
     data = tmp_path / "devices" / "laptop" / "data"
-    assert [room for _, room in key_use.rooms_written_by(data, old)] == ["general", "random"]
-    assert key_use.rooms_written_by(data, old, kept=False) == []
+    assert [(room, n) for _, room, n in key_use.kept_sends(data, old)] == [
+        ("general", 2),
+        ("random", 1),
+    ]
+    assert key_use.rooms_written_by(data, old) == []  # kept unsigned is not written
 
 
 def test_replacing_a_key_that_wrote_and_has_a_message_kept_names_both(
