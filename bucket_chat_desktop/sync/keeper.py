@@ -468,10 +468,25 @@ class RoomKeeper:
                 room.moved = (shown, result, placed.at, len(new))
                 return self._whole(new, fetched), placed.at, result, complete, bool(fresh)
         _keep_arrivals(room, fresh)  # not handed out as placed: the full audit says where
-        if paced and room.result is not None and time.monotonic() < _next_paced_audit(room):
+        # Put off only while the room's standing stays as the last audit found it: one
+        # that is no longer read whole (a segment that could not be read, a day not
+        # listed, one refused) or is read whole again is audited at once. Put off, the
+        # view said "partial" at once (``_publish``) with no finding saying why, until
+        # the owed audit came — up to three times an audit's time, seconds in a long
+        # room (a test of it failed so on a loaded machine). Changes of standing come
+        # only with listings and reads, so a member still cannot have the room audited
+        # whole with every segment they write (``REAUDIT_SHARE``).
+        doubt = complete and partial
+        if (
+            paced
+            and room.result is not None
+            and doubt == room.audit_partial
+            and time.monotonic() < _next_paced_audit(room)
+        ):
             room.audit_owed = True  # kept (ledger, index); audited with what comes next
             return None, None, None, complete, False
         room.audit_owed = False
+        room.audit_partial = doubt
         first = room.result is None
         pins = (
             self._engine.index.pins(room.room_id) if self._engine.index is not None else {}
@@ -837,6 +852,7 @@ class RoomKeeper:
             complete = True
             note_saved_partial(room)
             room.result = room.ledger.audit(pins, complete=True, partial=True, now_ms=now_ms())
+        room.audit_partial = complete and room.partial
         room.result.findings.extend(unread_findings(room))
         return complete
 

@@ -126,6 +126,11 @@ class RoomState:
     audit_ended: float = 0.0
     audit_cost: float = 0.0
     audit_owed: bool = False
+    # Whether the last full audit was made by the rules of a partial read (``partial``
+    # when it ran, with the final rules): its findings say why. An audit that would
+    # change this is never put off (``keeper``): the view's ``partial`` and the reasons
+    # in its findings change together. State thread.
+    audit_partial: bool = False
     # The last full audit's row count and newest rows with bodies, made on the serial
     # worker with it (``RoomLoaded.total`` / ``.newest``); the result says which audit.
     shown: tuple[AuditResult | None, int, tuple[ShownEvent, ...]] = (None, 0, ())
