@@ -157,13 +157,13 @@ def test_a_send_to_a_read_only_store_is_queued_then_delivered_once(
     alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
     alice.user("send", "--room-id", ROOM, "before")
     remount(small_store, "ro")
-    started = time.monotonic()
     queued = alice.user("send", "--room-id", ROOM, "while read-only", check=False)
     assert queued.returncode == 3, queued.stdout + queued.stderr
-    # refused, not unanswered: said so, and that it waits in the outbox
+    # refused, not unanswered: said so, and that it waits in the outbox (a read-only
+    # folder is not retried for 30 s: a send that waited its deadline says it had no answer)
     assert "not delivered: the storage refused it" in queued.stderr, queued.stderr
     assert "wait in the outbox" in queued.stderr and "read-only" in queued.stderr
-    assert time.monotonic() - started < 15  # a read-only folder is not retried for 30 s
+    assert "no answer" not in queued.stderr, queued.stderr
     assert bodies_on_disk(small_store) == ["before"]
 
     # Still read-only: sync reads fine, but reports the message as not delivered.

@@ -27,6 +27,11 @@ with no time limit: it never appeared and said nothing. Now:
 A watchdog lets the daemon go after ``THAW_AFTER`` seconds whatever happens, and every
 test lets it go when it ends: code that still waits on the GUI thread fails its test
 rather than hanging the run.
+
+Nothing here is timed. "After the deadline" is what the user is told: the message names
+how long the keyring has not answered, at least the deadline; and the waits of the GUI
+thread are counted: a free GUI thread turns its event loop (``Watcher``) while the
+keyring call is pending, one held by the call does not.
 """
 
 from __future__ import annotations
@@ -34,12 +39,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +72,7 @@ from bucket_chat_desktop.sync.client import ChatClient
 pytestmark = [pytest.mark.keyring, pytest.mark.usefixtures("qloop")]
 
 SHOTS = Path(os.environ.get("BUCKET_CHAT_SHOTS", "/tmp/fix63b"))
-DEADLINE = 1.5  # KEYRING_DEADLINE in these tests (5 s in the app)
+DEADLINE = 2.0  # KEYRING_DEADLINE in these tests (5 s in the app; 1.5 s in the drivers)
 THAW_AFTER = 30.0  # the watchdog's limit
 
 
@@ -138,29 +144,49 @@ def shown(name: str) -> QWidget | None:
     )
 
 
-class Watcher:
-    """Records, every 20 ms of the GUI thread, which of the keyring windows are shown, and
-    the longest gap between two ticks (how long the GUI thread was held)."""
+# Turns of the GUI thread's event loop that show it free while a keyring call is pending
+# (a 20 ms timer turns it some 60 times in the deadline; held by the call, it turns at most
+# once or twice, at the edges of the hold).
+FREE_TURNS = 5
 
-    def __init__(self) -> None:
+
+class Watcher:
+    """Counts the turns of the GUI thread's event loop (a timer of 20 ms): in ``turns``,
+    under the name of each keyring window shown at that turn, and under "pending" while
+    ``pending()`` (the call watched is under way)."""
+
+    def __init__(self, pending: Callable[[], bool] | None = None) -> None:
         self.seen: set[str] = set()
-        self.longest_gap = 0.0
-        self._last = time.monotonic()
+        self.turns: Counter[str] = Counter()
+        self._pending = pending
         self.timer = QTimer()
         self.timer.setInterval(20)
         self.timer.timeout.connect(self._tick)
         self.timer.start()
 
     def _tick(self) -> None:
-        now = time.monotonic()
-        self.longest_gap = max(self.longest_gap, now - self._last)
-        self._last = now
         for name in ("keyringWaiting", "keyringNoAnswer"):
             if shown(name) is not None:
                 self.seen.add(name)
+                self.turns[name] += 1
+        if self._pending is not None and self._pending():
+            self.turns["pending"] += 1
 
     def stop(self) -> None:
         self.timer.stop()
+
+
+def said_seconds(text: str) -> int:
+    """The seconds a message says the keyring has not answered for."""
+    found = re.search(r"has not answered for (\d+) second", text)
+    assert found is not None, text
+    return int(found.group(1))
+
+
+# What a message says after a wait of DEADLINE seconds (the app rounds the wait to whole
+# seconds; an event loop's timer may end a few milliseconds early): a message given 0.5 s
+# or more before the deadline says less.
+SAID_AT_DEADLINE = round(DEADLINE)
 
 
 def _settings() -> Settings:
@@ -182,7 +208,6 @@ def test_a_hung_keyring_is_waited_for_visibly_and_retry_gets_the_same_key(
 
     daemon.freeze()
     watcher = Watcher()
-    started = time.monotonic()
     task = asyncio.ensure_future(startup.load_identity(settings))
     qtbot.waitUntil(lambda: shown("keyringWaiting") is not None, timeout=5_000)
     waiting = shown("keyringWaiting")
@@ -191,10 +216,10 @@ def test_a_hung_keyring_is_waited_for_visibly_and_retry_gets_the_same_key(
     )
     waiting.grab().save(str(SHOTS / "keyring-waiting.png"))
     qtbot.waitUntil(lambda: shown("keyringNoAnswer") is not None, timeout=10_000)
-    assert DEADLINE - 0.2 <= time.monotonic() - started < DEADLINE + 3
     box = shown("keyringNoAnswer")
     assert isinstance(box, QMessageBox)
     assert "has not answered" in box.text() and "Retry" in box.text()
+    assert said_seconds(box.text()) >= SAID_AT_DEADLINE  # told at the deadline, not before
     assert shown("keyringWaiting") is None
     box.grab().save(str(SHOTS / "keyring-no-answer.png"))
     assert not task.done()
@@ -208,7 +233,8 @@ def test_a_hung_keyring_is_waited_for_visibly_and_retry_gets_the_same_key(
     again = task.result()
     assert again is not None and bytes(again.signing_key) == bytes(first.signing_key)
     assert shown("keyringWaiting") is None and shown("keyringNoAnswer") is None
-    assert watcher.longest_gap < 1.0, f"the GUI thread was held {watcher.longest_gap:.1f} s"
+    # the GUI thread was free while the app waited for the keyring
+    assert watcher.turns["keyringWaiting"] >= FREE_TURNS, watcher.turns
 
 
 def test_quit_while_the_keyring_does_not_answer_gives_up_at_once(
@@ -229,13 +255,12 @@ def test_the_wizard_opens_at_once_and_says_the_keyring_does_not_answer(
     daemon: Daemon, qtbot: Any
 ) -> None:
     daemon.freeze()
-    started = time.monotonic()
     wizard = SetupWizard(Settings())
-    took = time.monotonic() - started
     try:
-        assert took < 2.0, f"the wizard took {took:.0f} s to open"
         wizard.show()
         page = wizard.identity_page
+        # at once: made while its check of the keyring is still pending, not waited out
+        assert page.store_checking and not page.store_error
         assert "Checking the system keyring" in page.store_label.text()
         qtbot.waitUntil(lambda: "has not answered" in page.store_label.text(), timeout=10_000)
         page.user_id.setText(ALICE)
@@ -322,18 +347,18 @@ def test_the_wizard_key_step_says_the_keyring_does_not_answer_and_takes_its_late
         assert page.store is not None and page.store.kind == "keyring"
         page.user_id.setText(ALICE)
         daemon.freeze()  # now it stops answering (an unlock prompt nobody sees)
-        watcher = Watcher()
-        started = time.monotonic()
         task = wizard.next()
         assert task is not None
+        watcher = Watcher(lambda: wizard._task is not None and not wizard._task.done())
         qtbot.waitUntil(
             lambda: "Waiting for the system keyring" in wizard.status.text(), timeout=3_000
         )
         qtbot.waitUntil(task.done, timeout=int((DEADLINE + 5) * 1000))
-        assert DEADLINE - 0.2 <= time.monotonic() - started < DEADLINE + 3
         assert task.exception() is None
-        # said on the key page, with Retry; the wizard is usable, nothing was made
+        # said on the key page at the deadline, with Retry; the wizard is usable, nothing
+        # was made
         assert "has not answered for" in page.key_error.text() and page.key_error.isVisible()
+        assert said_seconds(page.key_error.text()) >= SAID_AT_DEADLINE
         assert page.keyring_retry.isVisible() and page.keyring_retry.isEnabled()
         assert wizard.page == 0 and wizard.identity is None and not wizard.busy
         assert wizard.next_button.isEnabled() and wizard.cancel_button.isEnabled()
@@ -363,7 +388,8 @@ def test_the_wizard_key_step_says_the_keyring_does_not_answer_and_takes_its_late
         stored = store.load(ALICE)  # the one key made, the one the wizard holds
         assert stored is not None and bytes(stored) == bytes(wizard.identity.signing_key)
         assert _key_threads() == []
-        assert watcher.longest_gap < 1.0, f"the GUI thread was held {watcher.longest_gap:.1f} s"
+        # the GUI thread was free while the key step waited for the keyring
+        assert watcher.turns["pending"] >= FREE_TURNS, watcher.turns
     finally:
         daemon.thaw()
         if wizard._task is not None:
@@ -421,7 +447,6 @@ def test_leaving_the_wizard_while_its_key_call_is_stuck_in_the_keyring_ends_the_
     env.pop("BUCKET_CHAT_PASSPHRASE")
     env["TEST_DAEMON_PID"] = str(daemon.pid)
     daemon.watch()  # the app's driver freezes it
-    started = time.monotonic()
     try:
         proc = subprocess.run(
             [sys.executable, "-c", WIZARD_DRIVER, how, str(after)],
@@ -440,7 +465,7 @@ def test_leaving_the_wizard_while_its_key_call_is_stuck_in_the_keyring_ends_the_
         daemon.thaw()  # the daemon was frozen by the app's driver
     out = proc.stdout.splitlines()
     assert out == ["FROZEN", said, "CANCEL", "main returned 0"], proc.stdout + proc.stderr
-    assert proc.returncode == 0 and time.monotonic() - started < 15
+    assert proc.returncode == 0  # ended (within the run's timeout, before any thaw)
 
 
 def test_a_named_storage_whose_keys_the_keyring_does_not_give_is_said_not_opened(
@@ -454,17 +479,17 @@ def test_a_named_storage_whose_keys_the_keyring_does_not_give_is_said_not_opened
     task = None
     try:
         daemon.freeze()
-        watcher = Watcher()
-        started = time.monotonic()
         task = asyncio.ensure_future(client.attach(entry))
+        watcher = Watcher(lambda: not task.done())
         qtbot.waitUntil(task.done, timeout=int((DEADLINE + 5) * 1000))
         watcher.stop()
-        assert DEADLINE - 0.2 <= time.monotonic() - started < DEADLINE + 3
         error = task.exception()
         assert isinstance(error, StorageError), error
         assert "the system keyring has not answered" in str(error) and "'Work'" in str(error)
+        assert said_seconds(str(error)) == SAID_AT_DEADLINE  # its deadline, named
         assert not client.is_attached(entry.id)
-        assert watcher.longest_gap < 1.0, f"the GUI thread was held {watcher.longest_gap:.1f} s"
+        # the GUI thread was free while the keys were waited for, up to the deadline
+        assert watcher.turns["pending"] >= FREE_TURNS, watcher.turns
         # Opened again (the client's own retry, or the user's) while the keyring still
         # does not answer: the call under way is waited for again, never asked twice.
         asking = [t for t in threading.enumerate() if t.name == "bc-storage-keys"]
@@ -496,11 +521,11 @@ def test_adding_a_storage_says_the_keyring_does_not_answer_and_add_again_takes_i
         form.s3_secret.setText("not-a-real-secret")
         assert form.keyring_usable()
         daemon.freeze()
-        started = time.monotonic()
         assert add.add() is None  # the GUI thread waits at most the deadline
-        took = time.monotonic() - started
-        assert DEADLINE - 0.2 <= took < DEADLINE + 2, f"Add storage held the app {took:.1f} s"
+        # given up on the deadline, which it says, not on the keyring's answer
+        assert form._saving is not None and not form._saving.future.done()
         assert "has not answered for" in add.error.text() and add.isVisible()
+        assert said_seconds(add.error.text()) >= SAID_AT_DEADLINE
         assert add.entry is None
         qtbot.wait(100)  # laid out
         add.grab().save(str(SHOTS / "add-storage-keyring-no-answer.png"))

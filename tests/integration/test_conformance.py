@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 import pytest
 from nacl.signing import SigningKey
@@ -458,11 +457,10 @@ async def test_a_second_client_sees_new_objects_at_once(stores: Stores) -> None:
     writer, reader = stores.new(), stores.new()
     assert await reader.list_objects("rooms/r/") == []
     assert await reader.list_dirs("rooms/r/logs/") == []
-    start = time.monotonic()
+    # at once: each is seen by the very next call, with no wait and no second try
     for i in range(5):
         path = f"rooms/r/logs/2025-01-0{i + 1}/messages_{i}_{i}_a.jsonl"
         await writer.put_if_absent(path, b"x")
         assert [o.path for o in await reader.list_objects("rooms/r/")][-1] == path
         assert await reader.exists(path)
         assert len(await reader.list_dirs("rooms/r/logs/")) == i + 1
-    assert time.monotonic() - start < 10

@@ -304,7 +304,11 @@ async def test_a_long_download_that_keeps_receiving_is_answering_and_a_trickle_i
     await real.put_if_absent(path, body)
     threshold = 2.0  # seconds: what each piece takes stays well under it, the whole not
     store = WatchedStorage(proxied.storage(timeout="10", retries="1"))
-    proxied.proxy.stall(r"slow\.bin", PACED, keep=step, every=0.1)
+    every = 0.1
+    # longer in all than either threshold: the proxy pauses ``every`` seconds before each
+    # piece (counted: the pieces, not the clock)
+    assert (size // step - 1) * every > 1.5 * threshold
+    proxied.proxy.stall(r"slow\.bin", PACED, keep=step, every=every)
     silent: list[float] = []
     start = asyncio.get_running_loop().time()
 
@@ -321,10 +325,8 @@ async def test_a_long_download_that_keeps_receiving_is_answering_and_a_trickle_i
         )
     finally:
         watcher.cancel()
-    took = asyncio.get_running_loop().time() - start
     assert got == body
-    assert took > 1.5 * threshold  # longer in all than either threshold ...
-    assert silent == []  # ... and never silent that long
+    assert silent == []  # never silent as long as the threshold
     assert store.silent_since is None and store.last_answer is not None
 
     proxied.proxy.release()
@@ -361,16 +363,16 @@ async def test_a_person_is_not_held_by_a_read_slower_than_the_minimum_rate(
             answering.append(store.stalled(threshold) is None)
 
     watcher = asyncio.ensure_future(watch())
-    began = asyncio.get_running_loop().time()
     try:
-        with pytest.raises(NoAnswerError):
+        with pytest.raises(NoAnswerError) as caught:
             await asyncio.wait_for(
                 answer_within(store, store.get(path, max_bytes=len(body)), threshold), GUARD
             )
     finally:
         watcher.cancel()
-    took = asyncio.get_running_loop().time() - began
-    assert took < 6 * threshold  # not the read's own deadline (over 30 s here)
+    # given up on the step's threshold, which it names: not the read's own deadline (over
+    # 30 s here)
+    assert f"within {threshold:g} s" in str(caught.value), caught.value
     if kind != "az":  # Azure hands a 1 MiB piece over whole: no progress shown before it
         assert answering and all(answering)  # the watch saw a slow link answering
     proxied.proxy.release()

