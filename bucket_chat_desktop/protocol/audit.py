@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import enum
 import itertools
+import operator
 import re
 from array import array
 from bisect import bisect_left, bisect_right
@@ -1003,8 +1004,9 @@ class _Columns:
     reads, a predecessor that is not the row before — is kept apart, by row; never a
     padding no rule reads, and nothing of either of a line refused for its signature.
 
-    ``copy`` makes the ``_Copy`` of a row when it is asked, equal each time (an audit asks
-    for every row; a page, a finding or an append for a few); none is kept. Rows are only
+    ``copy`` makes the ``_Copy`` of a row when it is asked, equal each time (a page, a
+    finding, an append, and a full audit for its chain tips, member events and witnesses:
+    the audit's rules read the columns, ``RoomLedger._audit_rows``); none is kept. Rows are only
     added: a result holds row numbers (``Timeline``), and a copy found later at an
     earlier place is a new row (``RoomLedger._moved``). Event ids are looked up in an open
     addressing table of slot numbers (``find``): 4 to 8 bytes an id, not a dict entry and
@@ -1566,6 +1568,12 @@ class RoomLedger:
         is held back (a ``dated-ahead`` finding), and does not hold its chain's later rows
         back with it (section 9). None: every row is shown.
         """
+        store = self._store
+        # A slim ledger: the same rules over row numbers, without a copy per row; but one
+        # holding a date, room id, line or hash the columns keep apart (never made by
+        # the parser), whose rows are read as copies here like a whole ledger's.
+        if isinstance(store, _Columns) and not store._odd and not store._texts:
+            return self._audit_rows(store, pinned, complete, partial, horizon)
         self._new_findings = []
         self._replayed = False
         findings = list(self._findings)
@@ -1574,7 +1582,6 @@ class RoomLedger:
         by_key: dict[str, list[_Copy]] = defaultdict(list)
         repeated: set[str] = set()
 
-        store = self._store
         copy_of = store.copy
         multi = self._multi
         if not multi:  # no event id with distinct copies (no replay): one copy each
@@ -1596,49 +1603,7 @@ class RoomLedger:
                 else:
                     choice = c
             else:
-                # sorted anew, not in place: ``_distinct`` holds positions in the list
-                copies = sorted(map(copy_of, several), key=lambda c: place_order(c.path, c.line))
-                event_id = copies[0].event_id
-                for c in copies:
-                    if c.sig_ok is False:
-                        self._invalid(c, invalid, findings)
-                # A copy whose signature checked out is shown before one that carries no
-                # key; of those, the first of each signing key (another member may sign
-                # an event of their own under this id: it must not hide this one).
-                good = [c for c in copies if c.sig_ok]
-                chosen: list[_Copy] = []
-                if good:
-                    first_of: dict[str, _Copy] = {}
-                    for c in good:
-                        first_of.setdefault(c.sender_key or "", c)
-                    chosen = list(first_of.values())
-                else:
-                    chosen = [c for c in copies if c.sig_ok is None][:1]
-                others = ", ".join(c.where for c in copies[1:MAX_LISTED])
-                if len(copies) > MAX_LISTED:
-                    others += f" and {len(copies) - MAX_LISTED:,} more"
-                if len(chosen) > 1:
-                    repeated.add(event_id)
-                    names = ", ".join(
-                        f"{c.sender_id} {(c.sender_key or '')[:8]}…" for c in chosen[:MAX_LISTED]
-                    )
-                    shown_how = (
-                        f"signed by {len(chosen)} devices ({names}); each device's copy is "
-                        "shown; relations that name this id are ignored"
-                    )
-                else:
-                    shown_how = "only one copy is shown"
-                findings.append(
-                    Finding(
-                        Kind.REPLAY,
-                        f"event id appears {len(copies)} times with different contents "
-                        f"(also at {others}); {shown_how}",
-                        copies[0].path,
-                        copies[0].line,
-                        event_id,
-                    )
-                )
-                for choice in chosen:
+                for choice in self._choose(several, invalid, findings, repeated):
                     if choice.sig_ok is None:
                         unsigned.append(choice)
                     else:
@@ -1957,6 +1922,219 @@ class RoomLedger:
         self._new_findings = []
         return Placed(at, new, moved)
 
+    def _choose(
+        self,
+        rows: list[int],
+        invalid: list[Assessed],
+        findings: list[Finding],
+        repeated: set[str],
+    ) -> list[_Copy]:
+        """The copies shown of an event id read with distinct contents (a replay, section 6
+        step 1), each invalid one and the finding said: copies are made of its rows."""
+        copy_of = self._store.copy
+        # sorted anew, not in place: ``_distinct`` holds positions in the list
+        copies = sorted(map(copy_of, rows), key=lambda c: place_order(c.path, c.line))
+        event_id = copies[0].event_id
+        for c in copies:
+            if c.sig_ok is False:
+                self._invalid(c, invalid, findings)
+        # A copy whose signature checked out is shown before one that carries no
+        # key; of those, the first of each signing key (another member may sign
+        # an event of their own under this id: it must not hide this one).
+        good = [c for c in copies if c.sig_ok]
+        chosen: list[_Copy] = []
+        if good:
+            first_of: dict[str, _Copy] = {}
+            for c in good:
+                first_of.setdefault(c.sender_key or "", c)
+            chosen = list(first_of.values())
+        else:
+            chosen = [c for c in copies if c.sig_ok is None][:1]
+        others = ", ".join(c.where for c in copies[1:MAX_LISTED])
+        if len(copies) > MAX_LISTED:
+            others += f" and {len(copies) - MAX_LISTED:,} more"
+        if len(chosen) > 1:
+            repeated.add(event_id)
+            names = ", ".join(
+                f"{c.sender_id} {(c.sender_key or '')[:8]}…" for c in chosen[:MAX_LISTED]
+            )
+            shown_how = (
+                f"signed by {len(chosen)} devices ({names}); each device's copy is "
+                "shown; relations that name this id are ignored"
+            )
+        else:
+            shown_how = "only one copy is shown"
+        findings.append(
+            Finding(
+                Kind.REPLAY,
+                f"event id appears {len(copies)} times with different contents "
+                f"(also at {others}); {shown_how}",
+                copies[0].path,
+                copies[0].line,
+                event_id,
+            )
+        )
+        return chosen
+
+    # -- the audit of a slim ledger, over row numbers ----------------------------------
+
+    def _audit_rows(
+        self,
+        store: _Columns,
+        pinned: Mapping[str, Iterable[str]] | None,
+        complete: bool,
+        partial: bool,
+        horizon: int,
+    ) -> AuditResult:
+        """``_audit`` for a slim ledger whose rows are all in the columns (no date, room
+        id, line or hash kept apart): the same rules, over row numbers. Chains are row
+        links (``_Columns._prevs``; a predecessor kept apart is looked up by its 32 bytes),
+        order is by timestamp with ids read only for ties, senders and keys are compared
+        as numbers; a copy is made only for a finding, a chain tip, a member event (the
+        trust rules read their content), a witness, and every row of a key whose chain is
+        not one simple line per root (a fork, a sender mismatch, a hash twice: the key's
+        chain is then checked on copies, by ``_check_chain`` itself). Its verdicts are
+        ``_audit``'s (every protocol test compares this ledger's with a whole one's)."""
+        self._new_findings = []
+        self._replayed = False
+        findings = list(self._findings)
+        invalid: list[Assessed] = []
+        unsigned: list[int] = []
+        by_num: dict[int, list[int]] = {}
+        repeated: set[str] = set()
+        copy_of = store.copy
+        oks, key_of = store._oks, store._numbered[_KEY]
+        multi = self._multi
+        heads = store.heads
+        for slot, row in enumerate(heads) if multi else zip(itertools.repeat(-1), heads):
+            several = multi.get(slot) if multi else None
+            if several is None:
+                ok = oks[row]
+                if ok == 1:
+                    got = by_num.get(key_of[row])
+                    if got is None:
+                        by_num[key_of[row]] = [row]
+                    else:
+                        got.append(row)
+                elif ok == 2:
+                    unsigned.append(row)
+                else:
+                    self._invalid(copy_of(row), invalid, findings)
+                continue
+            for choice in self._choose(several, invalid, findings, repeated):
+                if choice.sig_ok is None:
+                    unsigned.append(choice.row)
+                else:
+                    by_num.setdefault(key_of[choice.row], []).append(choice.row)
+        strings = store._strings
+        by_key: dict[str, list[int]] = {}
+        for number, rows in by_num.items():
+            by_key.setdefault(strings[number] or "", []).extend(rows)
+        del by_num
+
+        chains = _RowChains(store, complete, horizon, findings, invalid)
+        tips: dict[str, _Copy | None] = {}
+        bound: dict[str, str] = {}
+        for key, rows in by_key.items():
+            tips[key], bound[key] = chains.check(key, rows)
+        del by_key
+        chained = chains.chained
+        stamps, effts = store._stamps, chains.effts
+        for row in unsigned:
+            effts[row] = stamps[row]
+            chains.effrow[row] = row
+        order = unsigned + chained
+        order.sort(key=effts.__getitem__)
+        forked = None in tips.values()
+        place = store.place
+        eff_id, depth = chains.eff_id, chains.depth
+        if repeated or forked:
+            # (path, line) in ``place_order``, as ``_audit`` sorts them
+            _sort_ties(order, effts, lambda r: (eff_id(r), depth[r], place_order(*place(r))))
+        else:
+            _sort_ties(order, effts, lambda r: (eff_id(r), depth[r]))
+        cut = len(order)
+        while cut and effts[order[cut - 1]] > horizon:
+            cut -= 1
+        held = [copy_of(r) for r in order[cut:]]
+        del order[cut:]
+        late = chains.late
+        member = store._numbers.get(MEMBER, -1)
+        types = store._numbered[_TYPE]
+        problems = chains.problems
+        members = [chains.copy(r) for r in chained if types[r] == member]
+        authorized: dict[str, set[str]] = {s: set(keys) for s, keys in (pinned or {}).items()}
+        trust = _decide_trust(members, bound, set(authorized), complete)
+        del members
+        _vouched_back(authorized, trust.edges)
+        trust.settled = not partial
+        senders = store._numbered[_SENDER]
+        trust.unsigned.update(strings[senders[r]] for r in unsigned)
+        reported: set[tuple[str, str]] = set()
+        codes = _assess_rows(
+            store, order, problems, authorized, reported, findings, complete, trust, self._verdicts
+        )
+        timeline = Timeline(
+            self,
+            array("I", order),
+            codes,
+            self._verdicts.pairs,
+            late=late,
+            repeated=frozenset(repeated),
+            complete=complete,
+        )
+        for c in held:
+            findings.append(_held_finding(c))
+        witnessed = _Witnessed()
+        if chains.after is not None:
+            kept = store._witnesses  # only witnesses with an entry a reader reads
+            witnesses = [chains.copy(r) for r in chained if r in kept] if kept else []
+            witnessed = _check_witnesses(
+                witnesses,
+                bound,
+                tips,
+                chains.after,
+                horizon,
+                findings,
+                lambda named: chains.around(named, witnesses),
+            )
+        invalid.sort(key=lambda a: (a.path, a.line))
+        result = AuditResult(
+            self.room_id,
+            timeline,
+            invalid,
+            findings,
+            self.segment_count,
+            chains.pending,
+            _frozen(authorized),
+            next(_audit_numbers),
+            frozenset(trust.edges),
+            frozenset(trust.conflicts.keys() | trust.disputed),
+        )
+        order_key = chains.order_key
+        last_row = order_key(order[-1]) if order else (-1, "", 0)
+        tail = [order_key(r) for r in order[-_TAIL_KEPT:]]
+        held_from = min((c.timestamp_ms for c in held), default=_NOTHING_HELD)
+        self._tips = _Tips(
+            tips,
+            bound,
+            authorized,
+            reported,
+            last_row,
+            tail,
+            result,
+            complete,
+            trust,
+            horizon,
+            held_from,
+            late,
+            witnessed.unseen,
+            witnessed.nameless,
+            witnessed.seen_at,
+            witnessed.backdated,
+        )
+        return result
+
     @staticmethod
     def _insertable(
         staged: list[tuple[tuple[int, str, int], _Copy, bool]],
@@ -2268,6 +2446,424 @@ class RoomLedger:
         return copies, codes
 
 
+def _sort_ties(order: list[int], values: array[int], tiekey: Callable[[int], Any]) -> None:
+    """Sort each run of ``order`` (sorted by ``values``, stable) whose values are equal by
+    ``tiekey``, stable: ``order`` is then sorted by (value, tiekey). Finding the runs is a
+    comparison of neighbours in C; only rows in a run have their ``tiekey`` read."""
+    if len(order) < 2:
+        return
+    seen = list(map(values.__getitem__, order))
+    ties = itertools.compress(
+        range(1, len(seen)), map(operator.eq, seen, itertools.islice(seen, 1, None))
+    )
+    del seen
+    start = end = -1
+    for i in ties:
+        if i != end:
+            if start >= 0:
+                order[start:end] = sorted(order[start:end], key=tiekey)
+            start = i - 1
+        end = i + 1
+    if start >= 0:
+        order[start:end] = sorted(order[start:end], key=tiekey)
+
+
+_MISSING = "its chain predecessor is missing"
+
+
+class _RowChains:
+    """The chains of one audit of a slim ledger (``RoomLedger._audit_rows``), one device
+    key at a time, over row numbers. Per row of the store: its effective order (the date
+    ``effts`` and the row whose id it takes, ``effrow``, or the id itself in ``eff_text``
+    for a key checked on copies) and ``depth``, as ``_check_chain`` sets them on copies;
+    the row that follows it in its chain (``follows``) and its key's number in this
+    audit (``group``). About 24 bytes a row while the audit runs, and a copy of the hash
+    column (32)."""
+
+    def __init__(
+        self,
+        store: _Columns,
+        complete: bool,
+        horizon: int,
+        findings: list[Finding],
+        invalid: list[Assessed],
+    ) -> None:
+        n = len(store)
+        self.store = store
+        self.complete = complete
+        self.horizon = horizon
+        self.findings = findings
+        self.invalid = invalid
+        self.effts: array[int] = array("q", bytes(8 * n))
+        self.effrow: array[int] = array("I", bytes(4 * n))
+        self.depth: array[int] = array("I", bytes(4 * n))
+        self.follows: array[int] = array("I", bytes(4 * n))  # the next row + 1 (0: none)
+        self.group: array[int] = array("I", bytes(4 * n))  # 0: not in a chain checked
+        self.eff_text: dict[int, str] = {}
+        self.problems: dict[int, list[str]] = {}
+        self.late: dict[int, int] = {}
+        self.pending = 0
+        self.chained: list[int] = []
+        self.after: dict[str, int] | None = {} if complete else None
+        # Every hash a witness names (a superset of what ``_check_witnesses`` looks up in
+        # ``after``): only those are written there for a key checked over rows.
+        self.wanted: set[bytes] = set()
+        if complete:
+            # (``_Columns._witnesses``: 64 bytes an entry, the key's 32 then the hash's)
+            for packed in store._witnesses.values():
+                for at in range(32, len(packed), 64):
+                    self.wanted.add(packed[at : at + 32])
+        self._hashes = bytes(store._hashes)
+        self._groups = 0
+
+    def eff_id(self, row: int) -> str:
+        text = self.eff_text.get(row) if self.eff_text else None
+        return text if text is not None else self.store.event_id(self.effrow[row])
+
+    def order_key(self, row: int) -> tuple[int, str, int]:
+        """The row's sort key as ``_audit`` has it: (date, id, depth) of its effective
+        order."""
+        return (self.effts[row], self.eff_id(row), self.depth[row])
+
+    def copy(self, row: int) -> _Copy:
+        """The row's copy with the problems this audit found with it."""
+        c = self.store.copy(row)
+        c.problems = self.problems.get(row)
+        return c
+
+    def check(self, key: str, rows: list[int]) -> tuple[_Copy | None, str]:
+        """``_check_chain`` of one key's rows: its tip (a copy, with its order) or None,
+        and the sender id the key is bound to; ``chained`` gets its kept rows in order."""
+        store = self.store
+        stamps = store._stamps
+        rows.sort(key=stamps.__getitem__)
+        _sort_ties(rows, stamps, store.event_id)
+        self._groups += 1
+        got = self._line(key, rows, self._groups)
+        return got if got is not None else self._on_copies(key, rows, self._groups)
+
+    def _line(self, key: str, rows: list[int], g: int) -> tuple[_Copy | None, str] | None:
+        """``check`` over rows, for a key whose rows all claim the sender of its root and
+        form one simple line from each start (no fork, no hash twice): None otherwise,
+        having changed nothing but ``group`` and ``follows`` of its rows."""
+        store = self.store
+        flags, prevs = store._flags, store._prevs
+        senders = store._numbered[_SENDER]
+        root = next((r for r in rows if flags[r] & _PREV_NONE), rows[0])
+        if len(set(map(senders.__getitem__, rows))) != 1:
+            return None  # a sender mismatch
+        hb = self._hashes
+        index = {hb[32 * r : 32 * r + 32]: r for r in rows}
+        if len(index) != len(rows):
+            return None  # one hash twice (never made by the parser)
+        group, follows = self.group, self.follows
+        for r in rows:
+            group[r] = g
+        starts: list[int] = []  # rows without a predecessor in the chain, in order
+        missing: dict[int, str] = {}  # of those, the rows whose predecessor is not here
+        gone: set[str] = set()  # the hashes of those predecessors
+        rooted = False
+        apart = store._apart
+        fail = False
+        for r in rows:
+            if flags[r] & _PREV_NONE:
+                if rooted:
+                    fail = True  # two roots: a fork
+                    break
+                rooted = True
+                starts.append(r)
+                continue
+            p = prevs[r] - 1
+            if p >= 0 and group[p] == g:
+                parent = p
+            else:
+                text: str | None = None
+                if p >= 0:
+                    packed: bytes | None = hb[32 * p : 32 * p + 32]
+                else:
+                    text = apart[r]
+                    packed = _packed_hash(text)
+                parent = index.get(packed, -1) if packed is not None else -1
+                if parent < 0:
+                    if text is None:
+                        text = store.hash(p)
+                    if text in gone:
+                        fail = True  # two rows follow one missing event: a fork
+                        break
+                    gone.add(text)
+                    missing[r] = text
+                    starts.append(r)
+                    continue
+            if follows[parent]:
+                fail = True  # a fork
+                break
+            follows[parent] = r + 1
+        stamps, effts, effrow, depth = store._stamps, self.effts, self.effrow, self.depth
+        horizon = self.horizon
+        eid = store.event_id
+        late: list[tuple[int, int]] = []
+        ends: list[int] = []
+        reached = 0
+        if not fail:
+            for s in starts:
+                r = s
+                effts[r], effrow[r], depth[r] = stamps[r], r, 0
+                reached += 1
+                k = follows[r]
+                while k:
+                    k -= 1
+                    own = stamps[k]
+                    if stamps[r] <= horizon:
+                        pe = effts[r]
+                        if own > pe or (own == pe and eid(k) > eid(effrow[r])):
+                            effts[k], effrow[k] = own, k
+                        else:
+                            effts[k], effrow[k] = pe, effrow[r]
+                            if pe != own:
+                                late.append((k, pe))
+                        depth[k] = depth[r] + 1
+                    else:
+                        effts[k], effrow[k], depth[k] = own, k, 0
+                    reached += 1
+                    r = k
+                    k = follows[r]
+                ends.append(r)
+        if fail or reached != len(rows):  # (not reached: a hash cycle, never made)
+            for r in rows:
+                group[r] = follows[r] = 0
+            return None
+        findings = self.findings
+        bound = store._strings[senders[root]]
+        short = key[:12]
+        for r in starts:
+            text = missing.get(r)
+            if text is None:
+                content = store._contents.get(r, _NOTHING)
+                if store.type(r) != MEMBER or content.get("membership") != "join":
+                    c = self.copy(r)
+                    findings.append(
+                        Finding(
+                            Kind.MISSING_JOIN,
+                            f"the first event of {bound!r}'s device key {short}… is not a join",
+                            c.path,
+                            c.line,
+                            c.event_id,
+                        )
+                    )
+            elif not self.complete:
+                self.pending += 1
+            else:
+                c = self.copy(r)
+                findings.append(
+                    Finding(
+                        Kind.GAP,
+                        f"gap: the predecessor of this event by {bound!r} "
+                        f"(hash {text[:12]}…) is not in the room: "
+                        "a segment is missing, or an event was modified",
+                        c.path,
+                        c.line,
+                        c.event_id,
+                    )
+                )
+                self.problems[r] = [_MISSING]
+        after = self.after
+        if after is not None and self.wanted:
+            for h in self.wanted.intersection(index):
+                r = index[h]
+                k = follows[r]
+                after[_b2a(h, newline=False).decode("ascii")] = (
+                    stamps[k - 1] if k else _NOTHING_HELD
+                )
+        self.late.update(late)
+        self.chained.extend(rows)
+        if len(ends) != 1:
+            return None, bound
+        tip = self.copy(ends[0])
+        tip.eff, tip.depth = (effts[ends[0]], self.eff_id(ends[0])), depth[ends[0]]
+        return tip, bound
+
+    def _on_copies(self, key: str, rows: list[int], g: int) -> tuple[_Copy | None, str]:
+        """``check`` by ``_check_chain`` itself, on copies of the key's rows."""
+        copies = [self.store.copy(r) for r in rows]
+        after: dict[str, int] | None = {} if self.after is not None else None
+        pending = [0]
+        kept, tip, bound = RoomLedger._check_chain(
+            key,
+            copies,
+            self.findings,
+            self.invalid,
+            self.complete,
+            pending,
+            self.horizon,
+            after,
+        )
+        self.pending += pending[0]
+        if after and self.after is not None:
+            self.after.update(after)
+        effts, depth, group = self.effts, self.depth, self.group
+        for c in kept:
+            r = c.row
+            group[r] = g
+            effts[r] = c.eff[0]
+            self.eff_text[r] = c.eff[1]
+            depth[r] = c.depth
+            if c.problems:
+                self.problems[r] = c.problems
+            if c.eff[0] != c.timestamp_ms:
+                self.late[r] = c.eff[0]
+            self.chained.append(r)
+        return tip, bound
+
+    def around(self, named: set[str], witnesses: list[_Copy]) -> list[_Copy]:
+        """For ``_backdated``: in chain order, the copies of the rows whose hash or
+        predecessor is in ``named``, and the witnesses (``witnesses``, made already)."""
+        store = self.store
+        flags, prevs, apart = store._flags, store._prevs, store._apart
+        wanted = {p for h in named if (p := _packed_hash(h)) is not None}
+        made = {c.row: c for c in witnesses}
+        hb = self._hashes
+        out: list[_Copy] = []
+        for r in self.chained:
+            c = made.get(r)
+            if c is None:
+                f = flags[r]
+                if f & _PREV_NONE:
+                    prev = None
+                elif prevs[r]:
+                    at = 32 * (prevs[r] - 1)
+                    prev = hb[at : at + 32]
+                else:
+                    prev = _packed_hash(apart[r])
+                if hb[32 * r : 32 * r + 32] not in wanted and prev not in wanted:
+                    continue
+                c = self.copy(r)
+            out.append(c)
+        return out
+
+
+def _assess_rows(
+    store: _Columns,
+    order: list[int],
+    problems: Mapping[int, list[str]],
+    authorized: dict[str, set[str]],
+    reported: set[tuple[str, str]],
+    findings: list[Finding],
+    complete: bool,
+    trust: _Trust,
+    verdicts: _Verdicts,
+) -> array[int]:
+    """``RoomLedger._assess`` over the rows of a slim ledger (``_audit_rows``): the same
+    walk in display order, reading senders, keys and types as numbers in the columns; a
+    copy is made only for a finding. Returns each row's verdict code."""
+    codes: array[int] = array("I")
+    add = codes.append
+    code = verdicts.code
+    changed = TrustState.KEY_CHANGED
+    provisional = code(TrustState.VERIFIED, PROVISIONAL_REASON)
+    good = code(TrustState.VERIFIED, PINNED_REASON)
+    impersonation = code(changed, _IMPERSONATION)
+    unsettled = code(TrustState.UNVERIFIED, _UNSETTLED)
+    taken = trust.taken
+    strings, numbered = store._strings, store._numbered
+    senders, keys, whys, types = (numbered[i] for i in (_SENDER, _KEY, _WHY, _TYPE))
+    oks, contents = store._oks, store._contents
+    member = store._numbers.get(MEMBER, -1)
+    for r in order:
+        sender = strings[senders[r]]
+        if oks[r] != 1:  # unsigned (the chained rows' signatures checked out)
+            if sender in authorized or sender in trust.signers:
+                add(impersonation)
+                if (sender, "") not in reported:
+                    reported.add((sender, ""))
+                    c = store.copy(r)
+                    findings.append(
+                        Finding(
+                            Kind.IMPERSONATION,
+                            f"an unsigned event claims to be from {sender!r}, who signs "
+                            "their events: someone may be writing under their name",
+                            c.path,
+                            c.line,
+                            c.event_id,
+                        )
+                    )
+            else:
+                add(code(TrustState.UNVERIFIED, strings[whys[r]]))
+            continue
+        key = strings[keys[r]] or ""
+        known = authorized.get(sender)
+        if known is None:
+            claimants = trust.conflicts.get(sender)
+            if claimants is not None:
+                add(code(changed, _conflict_reason(claimants)))
+                if (sender, "*") not in reported:
+                    reported.add((sender, "*"))
+                    fingerprints = ", ".join(f"{k[:12]}…" for k in claimants[:MAX_LISTED])
+                    if len(claimants) > MAX_LISTED:
+                        fingerprints += f" and {len(claimants) - MAX_LISTED:,} more"
+                    c = store.copy(r)
+                    findings.append(
+                        Finding(
+                            Kind.KEY_CONFLICT,
+                            f"{len(claimants)} keys claim to be {sender!r} and none was "
+                            f"introduced by another ({fingerprints}): none is trusted until "
+                            "a member confirms one (compare fingerprints in person)",
+                            c.path,
+                            c.line,
+                            c.event_id,
+                        )
+                    )
+                continue
+            if not trust.settled:
+                add(unsettled)
+                continue
+            first = trust.roots.get(sender, key)
+            known = authorized[sender] = {first}
+            if not complete:
+                taken.add((sender, first))
+        if key not in known and not complete:
+            known.add(key)
+            taken.add((sender, key))
+            add(provisional)
+            continue
+        if key not in known:
+            add(
+                code(
+                    changed,
+                    f"signature good, but {sender!r} used another key before and no "
+                    "statement from that key introduced this one",
+                )
+            )
+            if (sender, key) not in reported:
+                reported.add((sender, key))
+                c = store.copy(r)
+                findings.append(
+                    Finding(
+                        Kind.KEY_CHANGED,
+                        f"{sender!r} now signs with key {key[:12]}…, which no earlier "
+                        "key of theirs introduced",
+                        c.path,
+                        c.line,
+                        c.event_id,
+                    )
+                )
+            continue
+        trouble = problems.get(r) if problems else None
+        if trouble:
+            add(code(TrustState.UNVERIFIED, "signature good, but " + " and ".join(trouble)))
+            continue
+        trial = (sender, key) in taken
+        add(provisional if trial else good)
+        if types[r] == member:
+            content = contents.get(r, _NOTHING)
+            if content.get("membership") == "join":
+                added = content.get(DEVICE_ADD_FIELD)
+                if isinstance(added, str) and (not complete or (sender, key, added) in trust.edges):
+                    if trial and added not in known:
+                        taken.add((sender, added))
+                    known.add(added)
+    return codes
+
+
 # A verified row's reason: its key is pinned (or trusted on first use of a whole read), or
 # only taken on trial while older history loads (``PROVISIONAL_REASON``, section 16: a
 # front end shows that row as not final, ``provisional``).
@@ -2577,6 +3173,7 @@ def _check_witnesses(
     after: Mapping[str, int],
     horizon: int,
     findings: list[Finding],
+    around: Callable[[set[str]], list[_Copy]] | None = None,
 ) -> _Witnessed:
     """Section 6.1, for the witnesses of events whose own chain link is intact:
 
@@ -2642,7 +3239,13 @@ def _check_witnesses(
         if tip is None or tip.hash != seen or w.timestamp_ms < tip.timestamp_ms:
             continue
         seen_at[key] = max(seen_at.get(key, -1), w.timestamp_ms)
-    backdated = _backdated(chained, bound, suspect, findings) if suspect else set()
+    backdated: set[str] = set()
+    if suspect:
+        # ``around``: the copies ``_backdated`` reads, of a ledger that makes them when
+        # asked (``_RowChains.around``); else every chained copy
+        named = {seen for _, _, seen in suspect}
+        everyone = chained if around is None else around(named)
+        backdated = _backdated(everyone, bound, suspect, findings)
     return _Witnessed(frozenset(first), frozenset(nameless), seen_at, frozenset(backdated))
 
 

@@ -19,6 +19,7 @@ from bucket_chat_desktop.protocol import audit
 from bucket_chat_desktop.protocol.audit import (
     WITNESS_FIELD,
     AuditResult,
+    PreparedSegment,
     RoomLedger,
     TrustState,
     _Columns,
@@ -39,10 +40,10 @@ from bucket_chat_desktop.protocol.findings import Kind
 from bucket_chat_desktop.protocol.ids import iso_utc_ms
 from bucket_chat_desktop.protocol.relations import REACTION
 from bucket_chat_desktop.protocol.room_state import display_name_set_by
-from bucket_chat_desktop.protocol.segment import encode_segment, path_for
+from bucket_chat_desktop.protocol.segment import DecodedSegment, Located, encode_segment, path_for
 from bucket_chat_desktop.protocol.untrusted_text import display_name_safe
 
-from ._support import ROOM, T0, Device, alice, bob, next_uuid, seg
+from ._support import ROOM, T0, Device, alice, bob, next_uuid, seg, verdicts
 
 HASH = "WapG6l+obX0k5ncju6qbgknp70PQdTVGYxQkfP826Dw="
 KEY = "gTl3Dqh9F19Wo1Rmw0x+zMuNipG07jeiXfYPW4/Js5Q="  # a key text (base64 of 32 bytes)
@@ -234,9 +235,9 @@ def _chains(devices: list[Device], n: int) -> list[tuple[str, bytes]]:
 
 
 def test_a_slim_ledger_keeps_no_copy_object_per_event_between_audits() -> None:
-    """A slim ledger's audit makes a ``_Copy`` of every row and keeps only the chain
-    tips it continues from (``try_place``): not one object per event (which is what
-    cost ~515 bytes an event at a million events)."""
+    """A slim ledger's audit keeps only the chain tips it continues from (``try_place``)
+    as copies: not one object per event (which is what cost ~515 bytes an event at a
+    million events)."""
     devices = [alice(), bob()]
     segments = _chains(devices, 300)
     # copies other tests of this process left alive (a CI worker runs many) are not ours
@@ -256,6 +257,35 @@ def test_a_slim_ledger_keeps_no_copy_object_per_event_between_audits() -> None:
         whole.add_segment(path, data)
     whole.audit({}, complete=True)
     assert sum(1 for o in gc.get_objects() if isinstance(o, _Copy)) >= kept + 602
+
+
+def test_a_slim_ledger_audits_over_rows_making_copies_only_where_needed() -> None:
+    """A full audit of a slim ledger runs its rules over row numbers (``_RowChains``):
+    of 1,202 rows it makes copies only of the two chain tips it keeps and of the member
+    events the trust rules read (one join per device), not one per row; a whole ledger's
+    audit of the same rows says the same."""
+    devices = [alice(), bob()]
+    segments = _chains(devices, 600)
+    ledger = RoomLedger(ROOM, keep_bodies=False)
+    for path, data in segments:
+        ledger.add_segment(path, data)
+    store = ledger._store
+    assert isinstance(store, _Columns)
+    made: list[int] = []
+    copy = store.copy
+
+    def counted(row: int) -> _Copy:
+        made.append(row)
+        return copy(row)
+
+    store.copy = counted  # type: ignore[method-assign]
+    result = ledger.audit({}, complete=True)
+    assert len(result.timeline) == 1202 and result.clean
+    assert len(made) <= 2 * len(devices), made
+    whole = RoomLedger(ROOM)
+    for path, data in segments:
+        whole.add_segment(path, data)
+    assert verdicts(whole.audit({}, complete=True)) == verdicts(result)
 
 
 def test_an_older_result_finds_an_id_whose_copy_was_replaced_by_an_earlier_place() -> None:
@@ -522,3 +552,106 @@ def test_a_long_hostile_name_names_the_user_alike_in_both_ledgers() -> None:
         result = ledger.audit({}, complete=True)
         names.append([display_name_set_by(a) for a in result.timeline])
     assert names[0] == names[1] and names[0][0].startswith("Alice")
+
+
+# Hashes that are base64 of 32 bytes (a slim ledger's audit then runs over row numbers),
+# few, so that distinct events share one (never made by the parser, which hashes the
+# event's canonical bytes, id included) and links name them in every way.
+_POOL = [audit._b2a(bytes([n]) * 32, newline=False).decode("ascii") for n in range(5)]
+# Device keys a witness can name (base64 of 32 bytes, ``witness_entries``), beside "k", "k2"
+_KEYS = [audit._b2a(bytes([200 + n]) * 32, newline=False).decode("ascii") for n in range(2)]
+# Segment names that sort differently as listed and NFC-normalised (``place_order``):
+# the decomposed name is listed before "sf…", the composed one after.
+_PREFIXES = ["seg", "sf", "s\u00e9g", "se\u0301g"]
+
+
+@st.composite
+def _linked(draw: st.DrawFn) -> list[tuple[Event, bool | None]]:
+    """Events built by hand as a caller of ``add_prepared`` could: chains with a hash
+    twice, a link to a hash of another key's or to a missing one, two rows after one
+    missing event, roots that are no joins, the same date for many, replays of an id;
+    witnesses naming those hashes (some with entries no reader reads, one of more than
+    ``MAX_WITNESS_ENTRIES`` entries, ignored whole)."""
+    out: list[tuple[Event, bool | None]] = []
+    for n in range(draw(st.integers(1, 14))):
+        hashes = [e.hash for e, _ in out]
+        hash_text = draw(
+            st.sampled_from(_POOL)
+            | st.just(audit._b2a(bytes([100 + n]) * 32, newline=False).decode("ascii"))
+        )
+        prev = draw(
+            st.none() | st.sampled_from(_POOL) | (st.sampled_from(hashes) if hashes else st.none())
+        )
+        unique = draw(st.sampled_from(["a", "b", f"u{n}", f"u{n}"]))
+        ts = T0 + draw(st.sampled_from([0, 0, 1, 2, 5000]))
+        kind = draw(st.sampled_from([MESSAGE, MESSAGE, MEMBER]))
+        content: dict[str, object] = {"body": f"b{n}", "msgtype": "m.text"}
+        if kind == MEMBER:
+            content = {"membership": draw(st.sampled_from(["join", "leave"]))}
+        unique_id = f"{ROOM}::{iso_utc_ms(ts)}::{unique}"
+        raw: dict[str, object] = {"event_id": unique_id}
+        seen = st.sampled_from(_POOL + hashes)
+        witness = draw(
+            st.none()
+            | st.dictionaries(st.sampled_from([*_KEYS, "k"]), seen | st.just(0), max_size=3)
+            | st.builds(lambda h: {f"{m:042d}A=": h for m in range(65)}, seen)
+        )
+        if witness is not None:
+            raw[WITNESS_FIELD] = witness
+        event = _event(
+            unique_id,
+            ts,
+            hash_text,
+            prev,
+            sender=draw(st.sampled_from(["u@x", "v@x"])),
+            key=draw(st.sampled_from(["k", "k2", *_KEYS])),
+            kind=kind,
+            raw=raw,
+            content=content,
+        )
+        out.append((event, draw(st.sampled_from([True, True, True, None, False]))))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_linked(), st.data())
+def test_an_audit_over_rows_says_what_one_over_copies_says(
+    events: list[tuple[Event, bool | None]], data: st.DataObject
+) -> None:
+    """A slim ledger's audit over row numbers (``_RowChains``) against a whole ledger's
+    over copies, on chains only a hand-built event can make: the same rows, verdicts,
+    findings (in order) and chain tips."""
+    segments: list[PreparedSegment] = []
+    per = data.draw(st.integers(1, 4))
+    for start in range(0, len(events), per):
+        part = events[start : start + per]
+        prefix = data.draw(st.sampled_from(_PREFIXES))
+        path = f"{prefix}-{data.draw(st.integers(0, 9))}-{start}.jsonl"
+        located = [Located(ev, path, n + 1) for n, (ev, _) in enumerate(part)]
+        why = [(ok, "checked" if ok is not None else "no signature") for _, ok in part]
+        segments.append(PreparedSegment(DecodedSegment(path, located), why))
+    complete, partial = data.draw(st.sampled_from([(True, False), (False, False), (True, True)]))
+    said = []
+    for keep_bodies in (False, True):
+        led = RoomLedger(ROOM, keep_bodies=keep_bodies)
+        for prepared in segments:
+            led.add_prepared(prepared)
+        result = led.audit({}, complete=complete, partial=partial)
+        tips = led._tips
+        assert tips is not None
+        ends = {
+            k: None if c is None else (c.hash, c.eff, c.depth, c.row) for k, c in tips.tips.items()
+        }
+        said.append(
+            (
+                verdicts(result),
+                result.pending_gaps,
+                ends,
+                tips.last_row,
+                tips.tail,
+                tips.late,
+                list(result.timeline._rows),
+                (tips.unseen, tips.nameless, tips.seen_at, tips.backdated),
+            )
+        )
+    assert said[0] == said[1]
