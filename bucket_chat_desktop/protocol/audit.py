@@ -1685,7 +1685,7 @@ class RoomLedger:
             if after is not None
             else _Witnessed()
         )
-        invalid.sort(key=lambda a: (a.path, a.line))
+        invalid.sort(key=lambda a: place_order(a.path, a.line))
         result = AuditResult(
             self.room_id,
             timeline,
@@ -2098,7 +2098,7 @@ class RoomLedger:
                 findings,
                 lambda named: chains.around(named, witnesses),
             )
-        invalid.sort(key=lambda a: (a.path, a.line))
+        invalid.sort(key=lambda a: place_order(a.path, a.line))
         result = AuditResult(
             self.room_id,
             timeline,
@@ -3132,8 +3132,9 @@ class _Witnessed:
 
 def _witnesses(chained: list[_Copy]) -> Iterator[tuple[_Copy, str, str]]:
     """The entries of the ``witness`` of each event whose own chain link is intact
-    (section 6.1): the event, the key and the hash it names; but those that are not a
-    string mapped to a string, and a device's witness of itself."""
+    (section 6.1): the event, the key and the hash it names — the entries a reader reads
+    (``witness_entries``: a key mapped to a hash, at most 64), but a device's witness of
+    itself."""
     for c in chained:
         if not c.problems:
             for key, seen in _entries(c):
@@ -3292,18 +3293,27 @@ def _backdated(
             continue
         if when < read_by.get(seen, _NOTHING_HELD):
             read_by[seen] = when
-    earliest: dict[str, tuple[tuple[int, str, str, int, int, str, int], _Copy, _Copy]] = {}
+    Place = tuple[str, str, int]
+    earliest: dict[str, tuple[tuple[int, str, Place, int, Place], _Copy, _Copy]] = {}
     for w, event, s in claims:
         when = w.timestamp_ms
         if read_by.get(s.hash, _NOTHING_HELD) <= when:
             continue  # another witness had read it by then
         key = event.sender_key or ""
-        rank = (s.timestamp_ms, s.event_id, s.path, s.line, when, w.path, w.line)
+        rank = (
+            s.timestamp_ms,
+            s.event_id,
+            place_order(s.path, s.line),
+            when,
+            place_order(w.path, w.line),
+        )
         best = earliest.get(key)
         if best is None or rank < best[0]:
             earliest[key] = (rank, s, w)
     backdated: set[str] = set()
-    for _, s, w in sorted(earliest.values(), key=lambda item: (item[1].path, item[1].line)):
+    for _, s, w in sorted(
+        earliest.values(), key=lambda item: place_order(item[1].path, item[1].line)
+    ):
         backdated.add(s.hash)
         sender, claimant = bound.get(s.sender_key or "", s.sender_id), w.sender_id
         findings.append(

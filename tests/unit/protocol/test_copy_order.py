@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import unicodedata
 from typing import Any
 
@@ -278,3 +279,24 @@ def test_names_equal_in_nfc_but_stored_as_two_objects_keep_one_order() -> None:
     ]
     for order in (both, both[::-1]):
         assert {r.path for r in audit(*order).timeline} == {at("\u00e9-a", "NFD")}  # "e" < "é"
+
+
+def test_badly_signed_events_are_listed_in_the_same_order_whatever_the_form() -> None:
+    """The list of events whose signature fails is in (path, line) order too (section
+    2.3): a Linux and a Mac reader of one folder list a member's forgeries alike."""
+    a = alice()
+    first, second = a.say(T0, "one", prev=None), a.say(T0 + 1, "two", prev=None)
+
+    def forged(ev: Event, other: Event) -> bytes:
+        raw = json.loads(ev.line())
+        raw["signature"] = json.loads(other.line())["signature"]
+        return json.dumps(raw).encode() + b"\n"
+
+    linux, mac = on_each_system(
+        [("\u00e9-a", forged(first, second)), ("f-a", forged(second, first))]
+    )
+    nfc = functools.partial(unicodedata.normalize, "NFC")
+    assert len(linux.invalid) == 2
+    assert [(nfc(i.path), i.line) for i in linux.invalid] == [
+        (nfc(i.path), i.line) for i in mac.invalid
+    ]
