@@ -609,7 +609,9 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
     Every room the listing gave is printed: one whose metadata got no answer in time
     with the name this device's index last recorded, if any, and why its name was not
     read, and a note on stderr (exit 0, as for the index's rooms: red team rt95, one
-    stalled room printed no room at all)."""
+    stalled room printed no room at all). The rooms share the deadline: once a read
+    got no answer and none has been answered since, the rest are printed so unasked
+    (review rev1: a storage silent after the listing took ≈ 1.2 s for every 8 rooms)."""
     storage = _storage(args)
     async with ChatClient.session(storage, outbox=False) as client:
         found = await client.storage_rooms(client.session_storage, limit=None, activity=False)

@@ -351,7 +351,8 @@ async def last_activity(storage: Storage, room_id: str, now_ms: int) -> int | No
 
 Within = Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]]
 """How one request's worth of a room's summary is bounded: ``answer_within`` of the
-storage, as a step of its own (``ChatClient.summarise_rooms``); None: as it is."""
+storage, as a step of its own, the batch's steps sharing one deadline (``OneDeadline``
+in ``watched.py``, ``ChatClient.summarise_rooms``); None: as it is."""
 
 
 async def _as_it_is(step: Coroutine[Any, Any, T]) -> T:

@@ -103,3 +103,51 @@ def test_the_rooms_command_lists_every_room_and_says_which_name_got_no_answer(
     assert lines["bravo"].split(None, 1)[1] == "(name not read now: no answer in time)"
     assert status == 0
     assert "did not answer in time for the name of 1 room" in err
+
+
+MANY = [f"room{n:02d}" for n in range(24)]
+
+
+@GA
+def test_the_rooms_command_asks_one_wave_of_names_of_a_storage_that_stopped_answering(
+    proxied: Proxied,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """24 rooms; the listing answers, then no metadata read does (review rev1). Each
+    room waited its own deadline, eight at a time: 24 reads asked, three deadlines in a
+    row (1,000 rooms ≈ 150 s). The rooms share one: the eight asked first get no
+    answer, the others are not asked, and every room is printed (exit 0)."""
+    monkeypatch.setenv("BUCKET_CHAT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "100000")
+    env_credentials(proxied.stores, monkeypatch)
+
+    async def seed() -> None:
+        real = proxied.stores.new()
+        key = SigningKey(b"\x07" * 32)
+        for room in MANY:
+            await RoomWriter(real, room, "alice@example.com", key).write_metadata(room, _now())
+
+    asyncio.run(seed())
+    kind = proxied.stores.kind
+    meta = (
+        r"rooms%2Froom[0-9]+%2Fmetadata\.json"
+        if kind == "gs"
+        else r"/rooms/room[0-9]+/metadata\.json"
+    )
+    rule = proxied.proxy.stall(meta, method="GET")
+    loc = proxied.stores.location
+    endpoint = proxied.proxy.endpoint + (f"/{emu.AZ_ACCOUNT}" if loc.kind == "az" else "")
+    options = {**loc.options, "endpoint_url": endpoint}
+    url = StorageLocation(loc.kind, loc.bucket, loc.prefix, options).url()
+    try:
+        status, out, err = cli(capsys, "rooms", "-s", url)
+    finally:
+        proxied.proxy.release()
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert set(lines) == set(MANY), f"exit {status}\nstdout: {out!r}\nstderr: {err!r}"
+    assert all("(name not read now: no answer in time)" in line for line in lines.values())
+    assert status == 0
+    assert "did not answer in time for the name of 24 rooms" in err
+    assert len({r.target for r in rule.hits}) == 8, [r.target for r in rule.hits]

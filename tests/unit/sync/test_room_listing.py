@@ -227,3 +227,72 @@ def test_metadata_still_being_written_is_a_passing_problem_of_its_room(tmp_path:
     found = asyncio.run(storage_rooms(StillWriting(root), NOW))
     bravo = {r.room_id: r for r in found.rooms}["bravo"]
     assert bravo.passing and bravo.name is None and "still being written" in bravo.problem
+
+
+# -- a storage that answers the listing, then nothing (review rev1) --------------------------
+
+
+def _metadata_asked(held: Held) -> int:
+    return sum(1 for what, path in held.asked if what == "get" and path.endswith("/metadata.json"))
+
+
+def test_a_storage_that_stops_answering_after_the_listing_is_asked_for_one_wave_of_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """40 rooms; the listing answers, no read after it does. Each room waited its own
+    deadline, eight at a time: all 40 metadata were asked for, five deadlines in a row
+    (1,000 rooms ≈ 150 s of ``bucket-chat rooms``; the join dialog's batches twice that).
+    The rooms share one: the eight asked first get no answer, the other 32 are not
+    asked, and every room is listed, ``passing``, as one that got no answer."""
+    monkeypatch.setenv(DEADLINE_ENV, "0.5")
+    root = tmp_path / "store"
+    ids = [f"room{n:02d}" for n in range(40)]
+    for room in ids:
+        put(root, f"rooms/{room}/metadata.json", b"{}")
+    held = Held(root, lambda what, path: what == "get")
+
+    async def go() -> None:
+        async with ChatClient.session(held, outbox=False, data_dir=tmp_path / "data") as client:
+            sid = client.session_storage
+            listed = await client.storage_rooms(sid, limit=None, activity=False)
+            assert _metadata_asked(held) == 8
+            batch = await client.summarise_rooms(sid, ids)
+            assert _metadata_asked(held) == 16
+        assert not listed.from_cache
+        for rooms in (listed.rooms, batch):
+            assert [r.room_id for r in rooms] == ids
+            assert all(r.passing and r.name is None for r in rooms)
+            assert all(
+                r.problem.startswith("no answer from this storage within 0.5 s") for r in rooms
+            )
+
+    asyncio.run(go())
+
+
+def test_one_room_without_an_answer_among_many_leaves_every_other_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty rooms, the first one's metadata unanswered: the storage answers the
+    others, so each is asked and named (rt95 still holds across the shared deadline)."""
+    monkeypatch.setenv(DEADLINE_ENV, "0.5")
+    root = tmp_path / "store"
+    ids = [f"room{n:02d}" for n in range(20)]
+
+    async def seed() -> None:
+        for room in ids:
+            writer = RoomWriter(LocalStorage(root), room, "a@example.com", KEY)
+            await writer.write_metadata(f"Team {room}", "2026-01-05T09:00:00.000Z")
+
+    asyncio.run(seed())
+    held = Held(root, lambda what, path: what == "get" and path == "rooms/room00/metadata.json")
+
+    async def go() -> None:
+        async with ChatClient.session(held, outbox=False, data_dir=tmp_path / "data") as client:
+            listed = await client.storage_rooms(client.session_storage, limit=None, activity=False)
+        assert _metadata_asked(held) == 20 and held.held == 1
+        first, *others = listed.rooms
+        assert first.room_id == "room00" and first.passing and first.name is None
+        assert [r.name for r in others] == [f"Team {room}" for room in ids[1:]]
+        assert not any(r.passing for r in others)
+
+    asyncio.run(go())
