@@ -94,6 +94,13 @@ class RoomState:
     # took more than ``schedule.SAFETY_COST`` stretches its background period by as much
     # (``schedule.charged_wait``; red team rt94). Loop-side.
     listing_pages: int = 0
+    # Days (``logs/<day>/``) the room's background safety listing could not list whole:
+    # their folders hold more names than its pages (``poller.SAFETY_PAGES_MAX``; junk a
+    # member wrote there) -> what it found (``Poller.refresh``). The room says so
+    # (``unchecked``); the other days are listed as ever, and a newest day noted here
+    # is looked at a page from just after the newest segment held there (red team rt96).
+    # A listing of the room whole (window in front, or read again) clears them. Loop-side.
+    over_cost: dict[str, str] = field(default_factory=dict)
     # Since when (wall clock, seconds) and why the room's history could not be checked:
     # its safety listing failed (refused by the storage for this room, or twice in a
     # row). A segment removed or rewritten meanwhile is not noticed, so the verdict is
