@@ -460,7 +460,7 @@ class Poller:
                 and now - room.last_safety >= self._background_wait(room, stretched, ceiling)
             ):
                 paced.append(room)
-            elif scoped and not room.owed_paths:
+            elif scoped and not room.owed_paths and not room.owed_newest:
                 pass  # nothing named in a day folder: no listing of the room's days shows it
             elif (
                 room.complete
@@ -761,10 +761,29 @@ class Poller:
         if room is None:
             return
         if self._local is None:
-            if _day_of(room_id, path) is None:
+            day = _day_of(room_id, path)
+            if day is None:
                 return
+            if path not in room.owed_paths and len(room.owed_paths) >= OWED_PATHS_MAX:
+                # Full: what is owed in the day farthest from today goes (the last owed
+                # of those), unless that is this one. One of the room's newest days
+                # dropped so has the next owed listing look at those days, a page each
+                # (``_list_owed``): a member's notices of segments in old days pushed an
+                # honest one of today out, and it was owed nothing (red team rt96). One
+                # of an older day keeps its note (unread, refused): the safety listing
+                # lists that day again (``_noted_days``).
+                far = max(reversed(room.owed_paths), key=lambda p: _owed_far(room_id, p))
+                dropped = far if _owed_far(room_id, far) > _owed_far(room_id, path) else path
+                if dropped == far:
+                    del room.owed_paths[far]
+                if _owed_far(room_id, dropped) <= 1:  # of the newest days
+                    room.owed_newest = True
             if len(room.owed_paths) < OWED_PATHS_MAX:
                 room.owed_paths[path] = None
+        self._owed_due(room)
+
+    def _owed_due(self, room: RoomState) -> None:
+        """The room's owed listing is due (``_owe_listing``), unless it already is."""
         if room.listing_owed_at is not None:
             return
         now = time.monotonic()
@@ -1236,13 +1255,37 @@ class Poller:
         kept (or refused, by what it is) as a safety listing would; one not there is
         gone, and its note goes. What the pages did not reach stays owed. Only those:
         the room's days whole are its safety listing's, paced by what they cost (red
-        team rt94). The segments kept."""
+        team rt94). The segments kept.
+
+        The days nearest today first, and of days as near, the one owed first: a
+        member's notices of segments in old day folders put before an honest one of
+        today made it wait 3.7 hours (red team rt96). When more was owed than the room
+        keeps (``RoomState.owed_newest``), its newest days come first, a page each from
+        just after the newest segment held there (``_list_after_held``)."""
         room_id = room.room_id
-        owed = sorted(p for p in room.owed_paths if p not in room.known)  # kept meanwhile
+        order = {p: i for i, p in enumerate(room.owed_paths)}
+        waiting = [p for p in room.owed_paths if p not in room.known]  # kept meanwhile
+        first: dict[str, int] = {}  # folder -> when something in it was first owed
+        for path in waiting:
+            first.setdefault(path.rpartition("/")[0], order[path])
+        owed = sorted(
+            waiting, key=lambda p: (_owed_far(room_id, p), first[p.rpartition("/")[0]], p)
+        )
+        newest, room.owed_newest = room.owed_newest, False
         room.owed_paths.clear()
         covered: dict[str, ObjectInfo | None] = {}  # owed path -> as listed (None: not there)
+        shown_newest: list[ObjectInfo] = []  # what the newest days' pages showed
         pages, i = 0, 0
         try:
+            if newest:
+                held = len(room.known)
+                now_ms = int(time.time() * 1000)
+                days = await self._engine._serially(room.known_days, held, room=room_id)
+                for date in newest_days({*days, utc_date(now_ms)}, now_ms):
+                    folder = f"{logs_prefix(room_id)}{date}/"
+                    shown_newest.extend(await self._list_after_held(room, folder, held))
+                    pages += 1
+                newest = False  # looked at
             while i < len(owed) and pages < OWED_PAGES_MAX and not self._engine._dropped(room):
                 folder = owed[i].rpartition("/")[0] + "/"
                 listed, more = await self._backfill.list_first(folder, owed[i][:-1], LISTING_PAGE)
@@ -1259,18 +1302,21 @@ class Poller:
                     while i < len(owed) and owed[i].startswith(folder):
                         i += 1  # owed on, below
         except StorageError as exc:
-            left = [p for p in owed if p not in covered]
+            left = [p for p in waiting if p not in covered]  # in the order owed
             room.owed_paths.update(dict.fromkeys(left))
-            if left:
-                self._owe_listing(room_id, left[0])
+            room.owed_newest = room.owed_newest or newest  # not looked at: owed on
+            if left or room.owed_newest:
+                self._owed_due(room)
             if not self._engine.answered(exc):
                 raise
             log.info("room %s: the listing owed by a read on a notice failed: %s", room_id, exc)
             return 0
-        left = [p for p in owed if p not in covered]
+        left = [p for p in waiting if p not in covered]  # in the order owed
         if left:  # the pages did not reach them: owed on, on the same back-off
             room.owed_paths.update(dict.fromkeys(left))
-            self._owe_listing(room_id, left[0])
+            self._owed_due(room)
+        for item in shown_newest:
+            covered.setdefault(item.path, item)
         new = [
             item
             for item in covered.values()
@@ -1681,6 +1727,12 @@ def _day_of(room_id: str, path: str) -> str | None:
     if not path.startswith(prefix) or not day or not sep or not name or "/" in name:
         return None
     return day
+
+
+def _owed_far(room_id: str, path: str) -> int:
+    """How far from today the day folder of owed ``path`` is (``_days_from_today``): what
+    an owed listing looks at first, and what is dropped first when too much is owed."""
+    return _days_from_today((room_id, _day_of(room_id, path) or ""))
 
 
 def _over_cost(date: str, listed: list[ObjectInfo]) -> str:

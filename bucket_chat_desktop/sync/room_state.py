@@ -120,10 +120,14 @@ class RoomState:
     # next one waits four times longer (``Poller._owe_listing``), until a quiet spell.
     owed_streak: int = 0
     owed_taken_at: float = 0.0
-    # The segments those reads named (oldest first, at most ``poller.OWED_PATHS_MAX``): on
-    # a bucket the owed listing lists only from just before each (``Poller._list_owed``),
-    # not the room's newest days whole. Loop-side.
+    # The segments those reads named (in the order owed, at most ``poller.OWED_PATHS_MAX``;
+    # when full, the one of the day farthest from today goes): on a bucket the owed
+    # listing lists only from just before each, the days nearest today first
+    # (``Poller._list_owed``), not the room's newest days whole. Loop-side.
     owed_paths: dict[str, None] = field(default_factory=dict)
+    # More was owed than ``owed_paths`` holds (one was dropped): the next owed listing
+    # looks at the room's newest days too, a page each (``Poller._list_owed``). Loop-side.
+    owed_newest: bool = False
     released: int = 0  # the date of the held-back row last audited for (``release_due``)
     # The older day a warm pass listed last, besides the newest (``backfill``: one more a
     # pass, in turn, so a segment removed from any day read before is found in time).

@@ -25,8 +25,10 @@ from pathlib import Path
 from nacl.signing import SigningKey
 from test_idle_request_budget import CONFIG, Clock, Idle, _idle_for, _rooms, clock  # noqa: F401
 
+from bucket_chat_desktop.protocol.activity import activity_folder
 from bucket_chat_desktop.protocol.ids import logs_prefix, utc_date
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.poller import OWED_PAGES_MAX, OWED_PATHS_MAX
 from bucket_chat_desktop.sync.schedule import SAFETY_PAGES_MAX, background_period
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -190,6 +192,135 @@ def test_a_room_listed_whole_in_front_forgets_the_days_noted_too_costly(
             room.last_safety = clock.now - CONFIG.focused_safety
             await idle.round()
             assert not room.over_cost and room.unchecked is None
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+def _marker(store: Path, room: str, published_ms: int, segment: str) -> None:
+    """An activity marker in today's activity folder naming ``segment``."""
+    day, name = segment.split("/")[3], segment.rpartition("/")[2]
+    marker = store / activity_folder(utc_date(published_ms)) / f"{published_ms}~{room}~{day}~{name}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_bytes(b"")
+
+
+def _empty_segment(store: Path, room: str, day: str, at_ms: int, n: int) -> str:
+    """A member's segment holding no event (``{}``) in day folder ``day``: read on a
+    marker it is "not the whole object" (``backfill._hinted_doubt``): owed."""
+    name = f"messages_{at_ms}_{at_ms}_mallory{n}.jsonl"
+    segment = store / logs_prefix(room) / day / name
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    segment.write_bytes(b"{}\n")
+    return f"{logs_prefix(room)}{day}/{name}"
+
+
+def test_junk_owed_in_older_folders_does_not_starve_an_honest_owed_segment(
+    tmp_path: Path,
+    clock: Clock,  # noqa: F811
+) -> None:
+    """An honest member sends a message WITH its marker. In the same minute a member
+    writes 65 markers dated just after it, each naming an empty segment in a different
+    OLD day folder. The marker queue holds 64: the honest one, oldest queued, is owed a
+    listing instead; each junk read is refused and owed too. The owed listing looks at
+    the days nearest today first: the honest segment is delivered by the first one.
+    Before, the old folders sorted first, 4 pages a time on the back-off: 222 minutes."""
+
+    async def run() -> None:
+        store = tmp_path / "store"
+        rooms = await _rooms(store, 1)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            room = idle.engine.rooms[rooms[0]]
+            room.last_safety = clock.now  # listed just now: its next one 4 hours on
+            honest = await _honest_send(store, rooms[0], "the release is blocked, do not ship")
+            t = int(time.time() * 1000) - 180_000  # settled (2 minutes) markers
+            _marker(store, rooms[0], t, honest)
+            for n in range(65):
+                old = utc_date(t - (n + 30) * DAY_MS)
+                _marker(store, rooms[0], t + 1 + n, _empty_segment(store, rooms[0], old, t, n))
+            rounds = 0
+            while honest not in room.known and rounds < 4:  # 3 minutes
+                await idle.round()
+                rounds += 1
+            assert honest in room.known, (rounds, honest in room.owed_paths)
+            assert not any(idle.listed)  # by an owed listing, not the room's safety listing
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+def test_a_full_owed_list_drops_the_farthest_day_for_a_nearer_one(
+    tmp_path: Path,
+    clock: Clock,  # noqa: F811
+) -> None:
+    """``OWED_PATHS_MAX`` names owed in old days, then one of today: the one of the day
+    farthest from today (the last owed of those) goes, today's is kept. One of an old day
+    owed then is the one dropped; the newest days are not looked at for it."""
+
+    async def run() -> None:
+        store = tmp_path / "store"
+        rooms = await _rooms(store, 1)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            room = idle.engine.rooms[rooms[0]]
+            poller_ = idle.engine._poller
+            prefix = logs_prefix(rooms[0])
+            old = [
+                f"{prefix}{2000 + n // 12}-{n % 12 + 1:02d}-01/messages_{n}_{n}_x.jsonl"
+                for n in range(OWED_PATHS_MAX)
+            ]
+            for path in old:
+                poller_._owe_listing(rooms[0], path)
+            today = f"{prefix}{utc_date(int(time.time() * 1000))}/messages_1_1_y.jsonl"
+            poller_._owe_listing(rooms[0], today)
+            assert today in room.owed_paths and old[0] not in room.owed_paths
+            assert len(room.owed_paths) == OWED_PATHS_MAX and not room.owed_newest
+            older = f"{prefix}1999-01-01/messages_0_0_z.jsonl"
+            poller_._owe_listing(rooms[0], older)
+            assert older not in room.owed_paths and not room.owed_newest
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+def test_an_owed_segment_of_today_dropped_from_a_full_list_is_found_by_a_page_of_today(
+    tmp_path: Path,
+    clock: Clock,  # noqa: F811
+) -> None:
+    """Today's folder: ``OWED_PATHS_MAX`` names owed there (a member's), then an honest
+    segment's read fails and it is owed too, past what the room keeps. It is not dropped
+    for nothing: the next owed listing looks at the room's newest days first, a page
+    each from just after the newest segment held there, finds it and keeps it, within
+    ``OWED_PAGES_MAX`` pages."""
+
+    async def run() -> None:
+        store = tmp_path / "store"
+        rooms = await _rooms(store, 1)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            room = idle.engine.rooms[rooms[0]]
+            room.last_safety = clock.now  # not due by pace
+            poller_ = idle.engine._poller
+            today = utc_date(int(time.time() * 1000))
+            prefix = f"{logs_prefix(rooms[0])}{today}/"
+            for n in range(OWED_PATHS_MAX):
+                poller_._owe_listing(rooms[0], f"{prefix}messages_9{n:03d}_9_x.jsonl")
+            honest = await _honest_send(store, rooms[0], "owed past the list")
+            poller_._owe_listing(rooms[0], honest)
+            assert honest not in room.owed_paths and room.owed_newest
+            room.listing_owed_at = clock.now  # due at the next round
+            before = idle.bucket.requests
+            await idle.round()
+            assert honest in room.known and not room.owed_newest
+            assert not any(idle.listed)  # an owed listing, not the safety listing
+            assert idle.bucket.requests - before <= 1 + OWED_PAGES_MAX + 1  # + its read
         finally:
             await idle.engine.close()
 
