@@ -460,7 +460,7 @@ class Poller:
                 and now - room.last_safety >= self._background_wait(room, stretched, ceiling)
             ):
                 paced.append(room)
-            elif scoped and not room.owed_paths:
+            elif scoped and not room.owed_paths and not room.owed_newest:
                 pass  # nothing named in a day folder: no listing of the room's days shows it
             elif (
                 room.complete
@@ -609,6 +609,7 @@ class Poller:
             room.last_safety = max(room.last_safety, time.monotonic())
             return
         room.safety_failures = 0
+        room.over_cost.clear()  # every day listed whole
         if room.unchecked is not None:
             async with room.lock:
                 if await self._engine._serially(_checked, room, room=room.room_id):
@@ -760,10 +761,29 @@ class Poller:
         if room is None:
             return
         if self._local is None:
-            if _day_of(room_id, path) is None:
+            day = _day_of(room_id, path)
+            if day is None:
                 return
+            if path not in room.owed_paths and len(room.owed_paths) >= OWED_PATHS_MAX:
+                # Full: what is owed in the day farthest from today goes (the last owed
+                # of those), unless that is this one. One of the room's newest days
+                # dropped so has the next owed listing look at those days, a page each
+                # (``_list_owed``): a member's notices of segments in old days pushed an
+                # honest one of today out, and it was owed nothing (red team rt96). One
+                # of an older day keeps its note (unread, refused): the safety listing
+                # lists that day again (``_noted_days``).
+                far = max(reversed(room.owed_paths), key=lambda p: _owed_far(room_id, p))
+                dropped = far if _owed_far(room_id, far) > _owed_far(room_id, path) else path
+                if dropped == far:
+                    del room.owed_paths[far]
+                if _owed_far(room_id, dropped) <= 1:  # of the newest days
+                    room.owed_newest = True
             if len(room.owed_paths) < OWED_PATHS_MAX:
                 room.owed_paths[path] = None
+        self._owed_due(room)
+
+    def _owed_due(self, room: RoomState) -> None:
+        """The room's owed listing is due (``_owe_listing``), unless it already is."""
         if room.listing_owed_at is not None:
             return
         now = time.monotonic()
@@ -1235,13 +1255,37 @@ class Poller:
         kept (or refused, by what it is) as a safety listing would; one not there is
         gone, and its note goes. What the pages did not reach stays owed. Only those:
         the room's days whole are its safety listing's, paced by what they cost (red
-        team rt94). The segments kept."""
+        team rt94). The segments kept.
+
+        The days nearest today first, and of days as near, the one owed first: a
+        member's notices of segments in old day folders put before an honest one of
+        today made it wait 3.7 hours (red team rt96). When more was owed than the room
+        keeps (``RoomState.owed_newest``), its newest days come first, a page each from
+        just after the newest segment held there (``_list_after_held``)."""
         room_id = room.room_id
-        owed = sorted(p for p in room.owed_paths if p not in room.known)  # kept meanwhile
+        order = {p: i for i, p in enumerate(room.owed_paths)}
+        waiting = [p for p in room.owed_paths if p not in room.known]  # kept meanwhile
+        first: dict[str, int] = {}  # folder -> when something in it was first owed
+        for path in waiting:
+            first.setdefault(path.rpartition("/")[0], order[path])
+        owed = sorted(
+            waiting, key=lambda p: (_owed_far(room_id, p), first[p.rpartition("/")[0]], p)
+        )
+        newest, room.owed_newest = room.owed_newest, False
         room.owed_paths.clear()
         covered: dict[str, ObjectInfo | None] = {}  # owed path -> as listed (None: not there)
+        shown_newest: list[ObjectInfo] = []  # what the newest days' pages showed
         pages, i = 0, 0
         try:
+            if newest:
+                held = len(room.known)
+                now_ms = int(time.time() * 1000)
+                days = await self._engine._serially(room.known_days, held, room=room_id)
+                for date in newest_days({*days, utc_date(now_ms)}, now_ms):
+                    folder = f"{logs_prefix(room_id)}{date}/"
+                    shown_newest.extend(await self._list_after_held(room, folder, held))
+                    pages += 1
+                newest = False  # looked at
             while i < len(owed) and pages < OWED_PAGES_MAX and not self._engine._dropped(room):
                 folder = owed[i].rpartition("/")[0] + "/"
                 listed, more = await self._backfill.list_first(folder, owed[i][:-1], LISTING_PAGE)
@@ -1258,18 +1302,21 @@ class Poller:
                     while i < len(owed) and owed[i].startswith(folder):
                         i += 1  # owed on, below
         except StorageError as exc:
-            left = [p for p in owed if p not in covered]
+            left = [p for p in waiting if p not in covered]  # in the order owed
             room.owed_paths.update(dict.fromkeys(left))
-            if left:
-                self._owe_listing(room_id, left[0])
+            room.owed_newest = room.owed_newest or newest  # not looked at: owed on
+            if left or room.owed_newest:
+                self._owed_due(room)
             if not self._engine.answered(exc):
                 raise
             log.info("room %s: the listing owed by a read on a notice failed: %s", room_id, exc)
             return 0
-        left = [p for p in owed if p not in covered]
+        left = [p for p in waiting if p not in covered]  # in the order owed
         if left:  # the pages did not reach them: owed on, on the same back-off
             room.owed_paths.update(dict.fromkeys(left))
-            self._owe_listing(room_id, left[0])
+            self._owed_due(room)
+        for item in shown_newest:
+            covered.setdefault(item.path, item)
         new = [
             item
             for item in covered.values()
@@ -1301,14 +1348,18 @@ class Poller:
 
         What the listings took is the room's ``listing_pages`` (its next background
         listing waits as much longer: ``schedule.charged_wait``). On a bucket behind
-        other windows (the background listings, paced) it stops once it took
-        ``SAFETY_PAGES_MAX`` pages (days whose folders hold more names than that: junk
-        a member wrote there) and raises a ``StorageError`` that says which day and how
-        many names: a failed attempt, which the room says (``_refresh_failed``), using
-        nothing of what it listed. Someone looking has the room listed whole."""
+        other windows (the background listings, paced) the room's days and its newest
+        days, newest first, take at most ``SAFETY_PAGES_MAX`` pages, each day at least
+        one, and the older days noted (``_noted_days``) a page each, listed last. Each
+        day is decided by itself (red team rt96): one whose folder holds more names than
+        its pages (junk a member wrote there) is noted (``RoomState.over_cost``: the
+        room says which day, and that new messages of its other days are still
+        fetched), what its pages showed of segments is read, and the other days are
+        listed and used as ever. A newest day noted so is listed from just after the
+        newest segment held there, a page, until the room is listed whole; an older one
+        is left until then. Someone looking has the room listed whole."""
         room = self._engine._room(room_id)
         background = self._local is None and not self._engine.window_focused
-        most_pages = SAFETY_PAGES_MAX if background else None
         held = len(room.known)  # what the listings must show: kept before they were asked
         listed_days, loose_noted, level_names = await self._backfill.list_days(room)
         pages = listing_pages(level_names)
@@ -1332,20 +1383,37 @@ class Poller:
             if room.vanished or room.refused
             else []
         )
+        # Days noted too costly to list in the background that this listing no longer
+        # looks at (a day no longer among the newest, no longer noted) are not its notes.
+        for date in set(room.over_cost) - {*dates, *older}:
+            del room.over_cost[date]
         items: list[ObjectInfo] = []
         vanished = loose_noted or days_noted  # a note of an object in logs/, of a day
         unlisted: dict[str, str] = {}
         for date in [*dates, *older]:
             folder = f"{logs_prefix(room_id)}{date}/"
-            if most_pages is None:
+            newest = date in dates
+            if not background:
                 listed = await self._list_day(room_id, date)
+                room.over_cost.pop(date, None)  # listed whole
+            elif date in room.over_cost:  # noted before: not listed whole in the background
+                if newest:  # what is new there: a page from just after the newest held
+                    pages += 1
+                    items.extend(await self._list_after_held(room, folder, held))
+                continue
             else:
-                most = max(most_pages - pages, 1) * LISTING_PAGE
+                # The newest days share the pages left, a page kept for each older day
+                # (listed last, on their own budget): one costly day takes no other's.
+                budget = SAFETY_PAGES_MAX - (len(older) if newest else 0)
+                most = max(budget - pages, 1) * LISTING_PAGE
                 listed, more = await self._list_day_within(room_id, date, most)
-                if more:
+                if more and isinstance(listed, list):
                     pages += listing_pages(most)
-                    room.listing_pages = pages
-                    raise StorageError(_over_cost(room_id, date, listed, most_pages))
+                    heavy.append((date, len(listed), _junk(listed)))
+                    room.over_cost[date] = _over_cost(date, listed)
+                    if newest:  # its segments listed are real: read what is new of them
+                        items.extend(it for it in listed if _is_segment(it))
+                    continue  # not compared: a listing cut short shows not all it holds
             pages += listing_pages(len(listed)) if isinstance(listed, list) else 1
             if isinstance(listed, list) and len(listed) > LISTING_PAGE:
                 heavy.append((date, len(listed), _junk(listed[: SAFETY_PAGES_MAX * LISTING_PAGE])))
@@ -1356,7 +1424,7 @@ class Poller:
                 # other days are listed.
                 unlisted[folder] = str(listed)
                 continue
-            if date in dates:  # late deliveries land in the newest two days
+            if newest:  # late deliveries land in the newest two days
                 items.extend(listed)
             # Segments of these days read before that are gone or rewritten: noticed
             # while the app runs, not only at the room's next opening.
@@ -1366,24 +1434,42 @@ class Poller:
             # listed at another size is read again (below, or by the next pass).
             if await self._backfill.relist(room, folder, listed):
                 vanished = True
-            if date not in dates:
+            if not newest:
                 items.extend(it for it in listed if it.path in room.refused)
         # What a hint reads now is its to keep (or to note as unread).
         new = [it for it in items if not room.holds(it) and it.path not in self._reading]
         failed: dict[str, str] = {}
         fetched = await self._backfill.download(room, new, failed) if new else []
+        over = _over_cost_note(room.over_cost)
         async with room.lock:
             if unlisted:
                 await self._engine._serially(room.unlisted.update, unlisted, room=room_id)
             # one look at a state-thread note (only a job under this lock sets it)
-            checked = room.unchecked is not None and await self._engine._serially(
-                _checked, room, room=room_id
-            )
+            noted = room.unchecked is not None or over is not None
+            checked = noted and await self._engine._serially(_checked, room, over, room=room_id)
             audit = vanished or bool(unlisted) or checked
             await self._keep(room, fetched, failed, shown=False, audit=audit)
             room.last_safety = time.monotonic()
             room.safety_failures = 0
         self._charge(room, pages, heavy)
+
+    async def _list_after_held(self, room: RoomState, folder: str, held: int) -> list[ObjectInfo]:
+        """A page of day folder ``folder`` from just after the newest segment the room
+        holds there (``Storage.list_first``): the segments it shows. A day noted too
+        costly to list in the background (``RoomState.over_cost``) is looked at so:
+        what an honest member wrote there since sorts after what they wrote before, a
+        member's junk need not. A listing that fails is left to the next."""
+        after = await self._engine._serially(
+            lambda: max(room.known_in(folder, held), default=None), room=room.room_id
+        )
+        try:
+            listed, _ = await self._backfill.list_first(folder, after, LISTING_PAGE)
+        except StorageError as exc:
+            if not self._engine.answered(exc):
+                raise
+            log.info("room %s: listing %s failed: %s", room.room_id, folder, exc)
+            return []
+        return [it for it in listed if _is_segment(it)]
 
     def _charge(self, room: RoomState, pages: int, heavy: list[tuple[str, int, int]]) -> None:
         """Keep what the room's safety listing took (``listing_pages``) and, when it took
@@ -1643,18 +1729,41 @@ def _day_of(room_id: str, path: str) -> str | None:
     return day
 
 
-def _over_cost(room_id: str, date: str, listed: list[ObjectInfo] | StorageError, pages: int) -> str:
-    """Why a background listing of the room stopped (``Poller.refresh``): the day, how
-    many names it listed before it stopped, and how many of them are no segment's."""
-    if isinstance(listed, StorageError):
-        return str(listed)
+def _owed_far(room_id: str, path: str) -> int:
+    """How far from today the day folder of owed ``path`` is (``_days_from_today``): what
+    an owed listing looks at first, and what is dropped first when too much is owed."""
+    return _days_from_today((room_id, _day_of(room_id, path) or ""))
+
+
+def _over_cost(date: str, listed: list[ObjectInfo]) -> str:
+    """What a background listing of the room found of a day it could not list whole
+    (``Poller.refresh``): the day, how many names its pages held, how many of them are no
+    segment's."""
     junk = _junk(listed)
     return (
         f"its day {terminal_safe(date, limit=40)} holds over {len(listed):,} objects, "
-        f"{junk:,} of the first {len(listed):,} not segments: listing it takes more than "
-        f"the {pages} requests a storage may spend on a room in the background; it is "
-        "listed whole when the room is on screen"
+        f"{junk:,} of the first {len(listed):,} not segments"
     )
+
+
+def _over_cost_note(over_cost: dict[str, str]) -> str | None:
+    """The room's note (``RoomState.unchecked``) of the days its background listing could
+    not list whole (``RoomState.over_cost``), newest first; None when there are none."""
+    if not over_cost:
+        return None
+    days = "; ".join(over_cost[d] for d in sorted(over_cost, reverse=True))
+    return (
+        f"{days}: listing {'it' if len(over_cost) == 1 else 'them'} takes more than the "
+        f"{SAFETY_PAGES_MAX} requests a storage may spend on a room in the background, so "
+        f"{'that day is' if len(over_cost) == 1 else 'those days are'} listed whole only "
+        "while the room is on screen with the window in front; new messages of the "
+        "room's other days are still fetched"
+    )
+
+
+def _is_segment(item: ObjectInfo) -> bool:
+    """Whether listed ``item`` is named as a segment is (what a listing cut short reads)."""
+    return is_segment_name(item.path.rpartition("/")[2])
 
 
 def _junk(listed: Sequence[ObjectInfo]) -> int:
@@ -1693,9 +1802,11 @@ def watch_problem(exc: BaseException | str, focused: float, idle: float) -> str:
     )
 
 
-def _checked(room: RoomState) -> bool:
+def _checked(room: RoomState, over: str | None = None) -> bool:
     """State thread: the room's safety listing succeeded; its history is checked again
-    (``RoomState.unchecked`` goes). True when it had been noted unchecked."""
-    was = room.unchecked is not None
-    room.unchecked = None
-    return was
+    (``RoomState.unchecked`` goes), but for the days it could not list whole in the
+    background (``over``: ``_over_cost_note``), which it says. True when the note
+    changed."""
+    was = room.unchecked
+    room.unchecked = None if over is None else (time.time() if was is None else was[0], over)
+    return room.unchecked != was

@@ -94,6 +94,13 @@ class RoomState:
     # took more than ``schedule.SAFETY_COST`` stretches its background period by as much
     # (``schedule.charged_wait``; red team rt94). Loop-side.
     listing_pages: int = 0
+    # Days (``logs/<day>/``) the room's background safety listing could not list whole:
+    # their folders hold more names than its pages (``poller.SAFETY_PAGES_MAX``; junk a
+    # member wrote there) -> what it found (``Poller.refresh``). The room says so
+    # (``unchecked``); the other days are listed as ever, and a newest day noted here
+    # is looked at a page from just after the newest segment held there (red team rt96).
+    # A listing of the room whole (window in front, or read again) clears them. Loop-side.
+    over_cost: dict[str, str] = field(default_factory=dict)
     # Since when (wall clock, seconds) and why the room's history could not be checked:
     # its safety listing failed (refused by the storage for this room, or twice in a
     # row). A segment removed or rewritten meanwhile is not noticed, so the verdict is
@@ -113,10 +120,14 @@ class RoomState:
     # next one waits four times longer (``Poller._owe_listing``), until a quiet spell.
     owed_streak: int = 0
     owed_taken_at: float = 0.0
-    # The segments those reads named (oldest first, at most ``poller.OWED_PATHS_MAX``): on
-    # a bucket the owed listing lists only from just before each (``Poller._list_owed``),
-    # not the room's newest days whole. Loop-side.
+    # The segments those reads named (in the order owed, at most ``poller.OWED_PATHS_MAX``;
+    # when full, the one of the day farthest from today goes): on a bucket the owed
+    # listing lists only from just before each, the days nearest today first
+    # (``Poller._list_owed``), not the room's newest days whole. Loop-side.
     owed_paths: dict[str, None] = field(default_factory=dict)
+    # More was owed than ``owed_paths`` holds (one was dropped): the next owed listing
+    # looks at the room's newest days too, a page each (``Poller._list_owed``). Loop-side.
+    owed_newest: bool = False
     released: int = 0  # the date of the held-back row last audited for (``release_due``)
     # The older day a warm pass listed last, besides the newest (``backfill``: one more a
     # pass, in turn, so a segment removed from any day read before is found in time).

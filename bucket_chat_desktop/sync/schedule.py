@@ -29,8 +29,8 @@ A room's background listing is charged by what it cost (red team rt94): a member
 fill a quiet room's newest day folders with junk names, which every listing of them
 pages through (``LISTING_PAGE`` names a request). A room whose last listing took more
 than ``SAFETY_COST`` requests waits that many times its period (``charged_wait``), and
-one background listing takes at most ``SAFETY_PAGES_MAX`` pages: past them it stops,
-and counts as a failed attempt.
+one background listing takes at most ``SAFETY_PAGES_MAX`` pages: a day past them is
+noted and not listed whole in the background, the room's other days are (rt96).
 
 A room's metadata whose read failed is read again on a round, after a wait that doubles
 with each failure (``metadata_retry_delay``).
@@ -221,10 +221,15 @@ SAFETY_COST = 3
 a page each. One that took more stretches the room's period (``charged_wait``)."""
 SAFETY_PAGES_MAX = 30
 """Pages one background safety listing of a room may take, its days and day folders
-together (30,000 names); past them it stops, uses nothing of what it listed, and counts
-as a failed attempt (``safety_wait``), which the room says. Two such in one hour cost
-60 requests besides the 80 marker listings: within the 150. A day of a room holds one
-segment per message sent: 30,000 are more than people write in a day."""
+together (30,000 names; each day at least a page). A day folder that holds more than
+the pages left to it is noted and not listed whole in the background (junk a member
+wrote there): the room says which day, what the pages showed of segments there is
+read, and the room's other days are listed and used as ever (red team rt96: one padded
+day stopped the whole listing, and messages of the other days were never fetched).
+Later background listings look at a newest day noted so with one page from just after
+the newest segment held there. Two such in one hour cost about 62 requests besides the
+80 marker listings: within the 150. A day of a room holds one segment per message sent:
+30,000 are more than people write in a day."""
 COST_STRETCH_MAX = 16
 """How far a room's background wait may be stretched, cost and failures together
 (``charged_wait``): 64 hours at the 4 h period."""

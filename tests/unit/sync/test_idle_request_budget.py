@@ -431,9 +431,9 @@ def test_an_owed_segment_that_is_gone_is_no_longer_unread(tmp_path: Path, clock:
 
 def test_an_owed_listing_takes_a_few_pages_and_owes_the_rest(tmp_path: Path, clock: Clock) -> None:
     """Segments owed in six day folders (a member's made-up notices): one owed listing
-    takes at most ``OWED_PAGES_MAX`` pages, a page each, and what it did not reach is
-    owed on, on the back-off; the next one lists the rest. None is there: each owed
-    listing ends with nothing unread."""
+    takes at most ``OWED_PAGES_MAX`` pages, a page each, the days nearest today first,
+    and what it did not reach is owed on (in the order owed), on the back-off; the next
+    one lists the rest. None is there: each owed listing ends with nothing unread."""
     store = tmp_path / "store"
 
     async def run() -> None:
@@ -454,14 +454,15 @@ def test_an_owed_listing_takes_a_few_pages_and_owes_the_rest(tmp_path: Path, clo
             before = Counter(idle.bucket.listings)
             await idle.round()
             listed = [f for f in idle.bucket.listings - before if f.startswith("rooms/")]
-            assert sorted(listed) == [p.rpartition("/")[0] + "/" for p in owed[:OWED_PAGES_MAX]]
-            assert list(room.owed_paths) == owed[OWED_PAGES_MAX:]
+            first, rest = owed[-OWED_PAGES_MAX:], owed[:-OWED_PAGES_MAX]  # newest days first
+            assert sorted(listed) == [p.rpartition("/")[0] + "/" for p in first]
+            assert list(room.owed_paths) == rest
             assert room.listing_owed_at is not None and not any(idle.listed)
             clock.now = room.listing_owed_at
             before = Counter(idle.bucket.listings)
             await idle.round()
             listed = [f for f in idle.bucket.listings - before if f.startswith("rooms/")]
-            assert sorted(listed) == [p.rpartition("/")[0] + "/" for p in owed[OWED_PAGES_MAX:]]
+            assert sorted(listed) == [p.rpartition("/")[0] + "/" for p in rest]
             assert not room.owed_paths and room.listing_owed_at is None
         finally:
             await idle.engine.close()
