@@ -178,6 +178,9 @@ class HeldDiscard:
     outcome: Discard
     hold: HeldSend | None = None
     signed: tuple[Event, ...] = ()
+    # SIGNED or GONE: a send of the engine that asked signed it (``Publisher.discard_held``
+    # knows its own; the outbox cannot tell one process's sends from another's).
+    signed_here: bool = False
 
 
 @dataclass(frozen=True, slots=True)
