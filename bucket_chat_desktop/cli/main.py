@@ -669,8 +669,9 @@ async def cmd_rooms(args: argparse.Namespace) -> int:
 
 
 def _name_unread(room: RoomSummary) -> bool:
-    """Whether the room's metadata was not read for a passing reason (no answer)."""
-    return room.passing and room.metadata is None
+    """Whether the room's metadata was not read for a passing reason (no answer): not
+    one whose metadata is missing while its activity's listing got no answer."""
+    return not room.name_read
 
 
 def _message_texts(args: argparse.Namespace) -> list[str]:

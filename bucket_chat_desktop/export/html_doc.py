@@ -22,7 +22,7 @@ from .. import __version__, timestamps
 from ..protocol.attachments import is_file_message, message_text, parse_file_content
 from ..protocol.audit import Assessed
 from ..protocol.event import MEMBER, MESSAGE, Event, Malformed
-from ..protocol.relations import HIDDEN_TYPES, Aggregate, Edit, ReactionChip
+from ..protocol.relations import EDIT, HIDDEN_TYPES, REDACTION, Aggregate, Edit, ReactionChip
 from ..protocol.room_state import DisplayNames, membership_text, statement_claim
 from ..protocol.untrusted_text import html_escape, lookalike_texts, one_line, shown_id
 from ..sync.blobs import human_size
@@ -198,7 +198,9 @@ class HtmlWriter:
         self.written = 0  # rows shown as a message or a notice
         self.damaged = 0
         self.late = 0  # messages written with a late-arrival note (``RoomSnapshot.late``)
-        self.late_changes = 0  # edits and deletions written with one
+        # Edits and deletions the app saw arrive late (every copy noted, applied or not, as
+        # the JSONL counts its lines): the rows say so of those they show.
+        self.late_changes = 0
 
     # -- who ---------------------------------------------------------------------------------
 
@@ -334,8 +336,10 @@ class HtmlWriter:
                 f"<p>{self.late_changes:,} edit{'s' if many else ''} or deletion"
                 f"{'s' if many else ''} arrived long after the date{'s' if many else ''} "
                 f"{'they bear' if many else 'it bears'}, as the app that made this export saw "
-                f"{'them' if many else 'it'} arrive: the message{'s' if many else ''} "
-                f"{'say' if many else 'says'} so.</p>\n"
+                f"{'them' if many else 'it'} arrive. A message says so of its latest edit or "
+                "its deletion, and Previous versions beside an earlier edit; an edit or "
+                "deletion that changed nothing, or an edit of a message since deleted, is "
+                "not shown here.</p>\n"
             )
         self._write(
             [
@@ -455,6 +459,10 @@ class HtmlWriter:
                 f"{html_escape(ev.reason)}</li>\n"
             )
         if ev.type in HIDDEN_TYPES:
+            if ev.type in (EDIT, REDACTION) and self.snap.late_of(
+                ev.event_id, verdict.path, verdict.line
+            ):
+                self.late_changes += 1  # counted by copy, as the JSONL's lines are
             return ""
         self.written += 1
         anchor = row_anchor(position)
@@ -521,8 +529,6 @@ class HtmlWriter:
             if came is not None
             else None
         )
-        if late_change is not None:
-            self.late_changes += 1
         marks = (" doubted" if doubt else "") + (" late" if late or late_change else "")
         parts = [
             f'<li class="msg t-{shown}{marks}" id="{anchor}"><div class="meta">'

@@ -62,7 +62,7 @@ class ExportSummary:
     events: int = 0  # lines (JSONL) or messages and notices (HTML) written
     damaged: int = 0  # rows whose cached copy was not the event the audit checked
     late: int = 0  # messages written with a late-arrival note (``RoomSnapshot.late``)
-    late_changes: int = 0  # edits and deletions written with one
+    late_changes: int = 0  # edits and deletions noted late, each copy (applied or not)
     files_dir: Path | None = None
     copied: int = 0
     not_copied: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)

@@ -47,7 +47,7 @@ from ..settings import Settings, StorageSettings
 from ..storage.base import StorageError
 from ..sync.client import ChatClient, RoomRef, SearchHit
 from ..sync.events import EngineEvent, SendKept, ShownEvent
-from ..sync.outbox import Discard
+from ..sync.outbox import Discard, HeldDiscard
 from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
@@ -65,11 +65,13 @@ from .tasks import TaskRunner
 log = logging.getLogger("bucket_chat.gui")
 
 # What ``kept_discarded`` says of each outcome of a discard (``Outbox.discard_held``).
+# A hold another send signed is SIGNED whichever send it was: the app's own (its retry
+# once the room's read completes signs the older holds first) or the command line's.
 DISCARD_SAID = {
     Discard.DISCARDED: "Discarded: the message is gone from this device.",
     Discard.SIGNED: (
-        "Not discarded: another Bucket Chat program on this device (the command line) "
-        "sent it meanwhile, and it is shown as sending."
+        "Not discarded: it was sent meanwhile (by this app or another Bucket Chat program "
+        "on this device), and it is shown as sending."
     ),
     Discard.GONE: (
         "Nothing was discarded: the message was no longer kept on this device (it was "
@@ -82,6 +84,18 @@ DISCARDED_IN_LOG = (
     "until the app and the command line have both closed the outbox: another Bucket Chat "
     "program was reading it."
 )
+SENT_HERE_SAID = "Not discarded: this app sent it meanwhile, and it is shown as sending."
+"""What a discard says when the app's own send signed the message first (``signed_here``)."""
+
+
+def discard_said(answer: HeldDiscard) -> str:
+    """The status line of a discard's answer: who sent it, when the app knows it did."""
+    if answer.signed_here and answer.outcome is not Discard.DISCARDED:
+        return SENT_HERE_SAID
+    if answer.in_log and answer.outcome is Discard.DISCARDED:
+        return DISCARDED_IN_LOG
+    return DISCARD_SAID[answer.outcome]
+
 
 # Findings that mean the room was not read whole (``RoomState.partial``): no verdict on it
 # is final. A read that failed or was refused (a file over the size limit, an abandoned
@@ -661,8 +675,7 @@ class Controller(QObject):
 
         async def run() -> None:
             answer = await self.client.discard_kept(ref.storage_id, seq, ref.room_id)
-            said = DISCARDED_IN_LOG if answer.in_log else DISCARD_SAID[answer.outcome]
-            self.kept_discarded.emit(key, said)
+            self.kept_discarded.emit(key, discard_said(answer))
 
         self.tasks.start(run(), "Discarding the message")
 

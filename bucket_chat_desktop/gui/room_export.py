@@ -302,7 +302,8 @@ class RoomExport(QObject):
                 f"<p>{summary.late_changes:,} edit{'s' if many else ''} or deletion"
                 f"{'s' if many else ''} in it arrived long after "
                 f"{'their' if many else 'its'} date: the export says so with "
-                f"{'each' if many else 'it'}, as the timeline does.</p>"
+                f"{'each one it shows' if many else 'it, if it shows it'}, as the "
+                "timeline does.</p>"
             )
         if not clean:
             lines.append("<p>The room's audit has findings: the export lists them at the top.</p>")

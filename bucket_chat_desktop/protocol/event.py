@@ -47,6 +47,11 @@ def allowed_values(size: int) -> int:
 MAX_TIMESTAMP_MS = 2**53 - 1
 MAX_ID_CHARS = 512
 LINK_FIELDS = ("parent_event_id", "prev_event_hash", "sender_key")
+"""The optional fields that name another event or a key: an event id (at most
+``MAX_ID_CHARS``), a hash or a key (44 characters; another implementation's hash text may
+be longer, as its ids may). Each is refused over ``MAX_ID_CHARS`` like the ids themselves:
+a reader keeps a reply's parent and a chain link that is not the row before by row, and
+unbounded they were 240 KB an event that no rule could ever match (red team rt91)."""
 DEVICE_ADD_FIELD = "add_device_key"
 DEVICE_ACCEPT_FIELD = "introduced_by"
 DEVICE_FIELDS = (DEVICE_ADD_FIELD, DEVICE_ACCEPT_FIELD)
@@ -56,11 +61,6 @@ as the key it names, even while it names none)."""
 MAX_WITNESS_ENTRIES = 64
 """Entries of a ``witness`` a reader reads (section 6.1): one with more is ignored whole
 (``audit.witness_entries``). Writers name at most this many chains in one event."""
-"""The optional fields that name another event or a key: an event id (at most
-``MAX_ID_CHARS``), a hash or a key (44 characters; another implementation's hash text may
-be longer, as its ids may). Each is refused over ``MAX_ID_CHARS`` like the ids themselves:
-a reader keeps a reply's parent and a chain link that is not the row before by row, and
-unbounded they were 240 KB an event that no rule could ever match (red team rt91)."""
 
 REQUIRED_FIELDS = (
     "event_id",

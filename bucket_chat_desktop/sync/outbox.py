@@ -189,6 +189,9 @@ class HeldDiscard:
     # (``outbox.sqlite-wal``): another program of this device was reading the outbox, and
     # the log could not be emptied. Emptied when the last program using it closes it.
     in_log: bool = False
+    # SIGNED or GONE: a send of the engine that asked signed it (``Publisher.discard_held``
+    # knows its own; the outbox cannot tell one process's sends from another's).
+    signed_here: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import time
@@ -227,6 +228,9 @@ class Publisher:
         self._unsent: dict[str, tuple[str, SigningKey]] = {}
         self._shown_unsent: dict[int, str] = {}  # holds said "not sent yet": their rooms
         self._discarded: set[int] = set()  # holds the person let go here (``discard_held``)
+        # Holds this engine's own sends signed (``Outbox.enqueue``: the one sent and the
+        # older ones signed first), so a discard that came too late says who sent them.
+        self._signed_here: set[int] = set()
         # Events of holds (kept by the app) that this engine's sends signed first
         # (``Outbox.enqueue``): not in those sends' answers, told apart (the command line).
         self.held_signed: list[Event] = []
@@ -430,10 +434,12 @@ class Publisher:
         """The person lets kept send ``seq`` of ``room_id`` go (its row's "Discard…", or
         ``bucket-chat outbox discard``): taken off the outbox only while it is still a
         hold (``Outbox.discard_held``, one transaction), and its rows go. One that another
-        send signed meanwhile (the command line's, in its own process) is not discarded:
-        its rows give way to the events it was signed as, "sending" (``_signed_elsewhere``),
-        and the answer says SIGNED. One no longer kept at all (discarded, or sent long
-        ago, by another process of this device) has its rows go too: nothing is left to
+        send signed meanwhile (this engine's own, once the room's read completed, or the
+        command line's, in its own process) is not discarded: its rows give way to the
+        events it was signed as, "sending" (``_signed_elsewhere``), and the answer says
+        SIGNED, with ``signed_here`` when this engine's send signed it (GONE too, for the
+        hold a send of this engine was sending). One no longer kept at all (discarded, or
+        sent long ago, by another process of this device) has its rows go too: nothing is left to
         send or to discard. A send of this engine that was waiting to sign it finds it
         gone, and queues nothing (``Outbox.enqueue``). ``room_id`` None: whichever room
         it is kept for (the command line names it by its number alone)."""
@@ -441,6 +447,8 @@ class Publisher:
         if outbox is None:
             raise RuntimeError("this engine has no outbox")
         answer = await self._engine._outboxed(outbox.discard_held, seq, room_id)
+        if answer.outcome is not Discard.DISCARDED and seq in self._signed_here:
+            answer = dataclasses.replace(answer, signed_here=True)  # sent by this engine
         self._shown_unsent.pop(seq, None)
         hold = answer.hold
         first = answer.signed[0] if answer.signed else None
@@ -633,6 +641,9 @@ class Publisher:
             assert held is not None
             await self._signed_elsewhere(room_id, held, user_id, key_text)
             return events
+        self._signed_here.update(drained)
+        if held is not None:
+            self._signed_here.add(held)
         if acceptance is not None:  # queued: not again (a refused send left it to the next)
             self._accepted.add(acceptance)
         self._engine._emit(OutboxChanged(room_id, events, "sending"))

@@ -295,6 +295,10 @@ class RoomSummary:
     # which; nothing is wrong with the room that this device knows of, and reading it
     # again may give it (the join dialog does, a few times).
     passing: bool = False
+    # Whether its metadata was read (found, missing, or refused): False when it got no
+    # answer (a passing failure), so its name is not known, not absent. A summary can be
+    # ``passing`` with its name read: only its activity's listing got no answer.
+    name_read: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +388,7 @@ async def summarise_room(
             # Not answering, busy, or still being written: nothing is known of the
             # room's name, and nothing wrong with it (red team rt95: the room's
             # metadata was blamed, and one stalled room blanked every room's name).
-            return RoomSummary(room_id, None, None, str(exc)[:300], passing=True)
+            return RoomSummary(room_id, None, None, str(exc)[:300], passing=True, name_read=False)
         # A room folder nobody may read (anyone who can write to a shared folder can
         # make one): that room has a problem, the others none.
         metadata, findings = None, [Finding(Kind.METADATA_INVALID, str(exc), path)]

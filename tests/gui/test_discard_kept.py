@@ -226,6 +226,8 @@ def test_a_discard_after_the_command_line_signed_the_message_shows_it_sent(
         lambda: desk.window.statusBar().currentMessage().startswith("Not discarded:"),
         timeout=15_000,
     )
+    said = desk.window.statusBar().currentMessage()
+    assert "by this app or another Bucket Chat program" in said, said  # not known which
     assert not kept_rows(desk)
     [(at, row)] = [(i, r) for i, r in enumerate(desk.rows("falcon")) if r.body == TYPED]
     assert row.echo in ("sending", "") and not row.event_id.startswith("kept-")
@@ -291,3 +293,95 @@ def test_the_confirmation_names_the_messages_kept_with_it_and_shows_text_as_text
     assert quote.text() == "<b>not bold</b>"
     dialog.copy_button.click()
     assert copied == ["x"] and dialog.copy_button.text() == "Copied"
+
+
+def keep_for_this_app(desk: Desk, store: Path, *bodies: str) -> list[int]:
+    """Messages kept unsigned for the app's own key in "falcon" (as a send waiting for
+    the room's read keeps them), written to its outbox file; the first one's row shown."""
+    me = desk.controller.identity
+    box = outbox_of(store)
+    try:
+        seqs = [
+            box.hold(
+                "falcon",
+                me.public_key_b64,
+                me.user_id,
+                "Alice",
+                [(MESSAGE, {"body": body, "msgtype": "m.text"})],
+            )
+            for body in bodies
+        ]
+    finally:
+        box.close()
+    draft = (MESSAGE, {"body": TYPED, "msgtype": "m.text"})
+    desk.model("falcon").set_kept(
+        SendKept("falcon", seqs[0], me.user_id, me.public_key_b64, (draft,), True)
+    )
+    return seqs
+
+
+def test_a_discard_after_the_apps_own_retry_sent_the_message_says_this_app_sent_it(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, tmp_path: Path
+) -> None:
+    """Review rev2: while the confirmation is open, the app's engine tries the kept
+    messages again (as when the room's read completes: ``retry_held``) and signs the one
+    asked about. Discard discards nothing, and says this app sent it: never that another
+    program (the command line) did, which would have the person fear another program
+    uses their key."""
+    desk = launch(settings_for(store, ["falcon"]))
+    desk.wait_loaded("falcon")
+    [seq] = keep_for_this_app(desk, store, TYPED)
+    dialog = ask_to_discard(desk, tmp_path)
+    key = desk.key("falcon")
+    engine = desk.controller.client._engine(key.split("/")[0])
+    me = desk.controller.identity
+    engine.resume_held(me.user_id, me.signing_key, ["falcon"])
+
+    def signed() -> bool:
+        box = outbox_of(store)
+        try:
+            return not box.is_held(seq)
+        finally:
+            box.close()
+
+    qtbot.waitUntil(signed, timeout=15_000)
+    dialog.discard_button.click()
+    qtbot.waitUntil(
+        lambda: desk.window.statusBar().currentMessage().startswith("Not discarded:"),
+        timeout=15_000,
+    )
+    said = desk.window.statusBar().currentMessage()
+    assert said == "Not discarded: this app sent it meanwhile, and it is shown as sending."
+    desk.wait_row("falcon", TYPED)
+    assert [r.body for r in desk.rows("falcon")].count(TYPED) == 1
+    assert desk.quit() == 0
+
+
+def test_a_discard_after_the_apps_own_later_send_signed_it_first_says_this_app_sent_it(
+    qtbot: Any, launch: Callable[..., Desk], store: Path, tmp_path: Path
+) -> None:
+    """The other way the app signs a kept message: a later send of the room signs the
+    older kept ones first (``Outbox.enqueue``), noting what each became (``replaced``),
+    so the discard finds it SIGNED, as it would had the command line sent it. The app
+    knows its own send did, and says so."""
+    desk = launch(settings_for(store, ["falcon"]))
+    desk.wait_loaded("falcon")
+    [seq] = keep_for_this_app(desk, store, TYPED)
+    dialog = ask_to_discard(desk, tmp_path)
+    desk.controller.send_text("typed after it")
+    box = outbox_of(store)
+    try:
+        qtbot.waitUntil(lambda: box.replaced(seq) is not None, timeout=15_000)
+    finally:
+        box.close()
+    dialog.discard_button.click()
+    qtbot.waitUntil(
+        lambda: desk.window.statusBar().currentMessage().startswith("Not discarded:"),
+        timeout=15_000,
+    )
+    said = desk.window.statusBar().currentMessage()
+    assert said == "Not discarded: this app sent it meanwhile, and it is shown as sending."
+    desk.wait_row("falcon", TYPED)
+    desk.wait_row("falcon", "typed after it")
+    assert [r.body for r in desk.rows("falcon")].count(TYPED) == 1
+    assert desk.quit() == 0

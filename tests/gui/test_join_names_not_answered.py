@@ -27,7 +27,7 @@ from nacl.signing import SigningKey
 
 from bucket_chat_desktop.gui.widgets import room_dialogs
 from bucket_chat_desktop.gui.widgets.room_dialogs import RoomDialog
-from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ
+from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, StorageError
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync.client import ChatClient
 from bucket_chat_desktop.sync.room_objects import RoomSummary, StorageRooms
@@ -123,7 +123,9 @@ class NeverAnswers:
 
     async def summariser(self, _sid: str, room_ids: Sequence[str]) -> list[RoomSummary]:
         self.asked.append(list(room_ids))
-        return [RoomSummary(r, None, None, NO_ANSWER, passing=True) for r in room_ids]
+        return [
+            RoomSummary(r, None, None, NO_ANSWER, passing=True, name_read=False) for r in room_ids
+        ]
 
 
 def test_a_name_without_an_answer_is_asked_again_a_bounded_number_of_times(
@@ -172,3 +174,112 @@ def test_a_name_without_an_answer_says_so_and_blames_nothing(
     assert "metadata could not be used" not in said
     assert "3 names were not read this time: asked again shortly." in dialog.list_status.text()
     shot(dialog, "join-dialog-names-not-answered", tmp_path)
+
+
+ACTIVITY_UNANSWERED = f"its last activity was not read: {NO_ANSWER}"
+
+
+class ActivityNotAnswered(NeverAnswers):
+    """Review rev2: every room's metadata answers (alpha's and charlie's name their
+    rooms, bravo has none), but the listings of their activity get no answer."""
+
+    async def summariser(self, _sid: str, room_ids: Sequence[str]) -> list[RoomSummary]:
+        self.asked.append(list(room_ids))
+        names = {"alpha": "Alpha team", "charlie": "Charlie"}
+        return [
+            RoomSummary(r, names.get(r), None, ACTIVITY_UNANSWERED, passing=True) for r in room_ids
+        ]
+
+
+def test_a_room_whose_name_was_read_but_not_its_activity_is_not_counted_as_a_name_not_read(
+    qtbot: Any, qloop: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary is ``passing`` (read again shortly) yet its name was read: a room
+    without metadata shows "(no name)", not "(name not read)"; the status counts the
+    rooms whose last activity was not read, not names."""
+    monkeypatch.setattr(room_dialogs, "NAME_RETRIES", (3600.0,))  # not while the test runs
+    storage = ActivityNotAnswered()
+    dialog = RoomDialog(
+        settings_for(tmp_path / "share", []),
+        create=False,
+        lister=storage.lister,
+        summariser=storage.summariser,
+    )
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: len(storage.asked) == 1 and not dialog._reading, timeout=10_000)
+    assert text(dialog, "alpha") == "Alpha team"
+    assert text(dialog, "bravo") == "(no name)"
+    assert "Part of it was not read this time" in tip(dialog, "bravo")
+    said = dialog.list_status.text()
+    assert "The last activity of 3 rooms was not read this time: asked again shortly." in said
+    assert "name" not in said.split("found.")[-1], said
+
+
+class SomeNamesNotAnswered(NeverAnswers):
+    """Alpha's name got no answer; bravo's and charlie's activity listings got none."""
+
+    async def summariser(self, _sid: str, room_ids: Sequence[str]) -> list[RoomSummary]:
+        self.asked.append(list(room_ids))
+        return [
+            RoomSummary(r, None, None, NO_ANSWER, passing=True, name_read=False)
+            if r == "alpha"
+            else RoomSummary(r, ROOMS[r], None, ACTIVITY_UNANSWERED, passing=True)
+            for r in room_ids
+        ]
+
+
+def test_names_and_activity_not_read_are_counted_apart(
+    qtbot: Any, qloop: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(room_dialogs, "NAME_RETRIES", (3600.0,))
+    storage = SomeNamesNotAnswered()
+    dialog = RoomDialog(
+        settings_for(tmp_path / "share", []),
+        create=False,
+        lister=storage.lister,
+        summariser=storage.summariser,
+    )
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: len(storage.asked) == 1 and not dialog._reading, timeout=10_000)
+    assert text(dialog, "alpha") == "(name not read)"
+    assert text(dialog, "bravo") == "Bravo team"
+    said = dialog.list_status.text()
+    assert (
+        "1 name was not read and the last activity of 2 rooms was not read this time: "
+        "asked again shortly." in said
+    ), said
+
+
+class RetryFails(NeverAnswers):
+    """The first read gets no answer for the names; the read asked again fails whole
+    (the storage refused it): nothing arms another."""
+
+    async def summariser(self, sid: str, room_ids: Sequence[str]) -> list[RoomSummary]:
+        if self.asked:
+            self.asked.append(list(room_ids))
+            raise StorageError("the storage refused the read")
+        return await super().summariser(sid, room_ids)
+
+
+def test_a_retried_read_that_fails_no_longer_says_the_names_are_asked_again_shortly(
+    qtbot: Any, qloop: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review rev2: the failed retry left a past-due entry in ``_due``, no timer armed,
+    and the status still said "asked again shortly": nothing would ask."""
+    monkeypatch.setattr(room_dialogs, "NAME_RETRIES", (0.01, 0.02))
+    storage = RetryFails()
+    dialog = RoomDialog(
+        settings_for(tmp_path / "share", []),
+        create=False,
+        lister=storage.lister,
+        summariser=storage.summariser,
+    )
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: len(storage.asked) >= 2 and _settled(dialog), timeout=10_000)
+    assert len(storage.asked) == 2  # nothing asks again by itself
+    said = dialog.list_status.text()
+    assert "3 names were not read this time: open this window again" in said, said
+    assert "shortly" not in said

@@ -906,3 +906,30 @@ def test_a_late_arrival_is_said_of_its_copy_only(qtmodeltester: Any, room: Room)
     model.note_late({late_copy(items[-2].event.event_id, items[-1].path, items[-1].line): late})
     assert changed == [] and model.index(last).data(Roles.Late) is None
     assert model.late_arrival(late_copy(ev.event_id, items[-1].path, items[-1].line)) is None
+
+
+def test_noting_many_late_changes_is_one_pass_over_the_rows_not_one_per_note(
+    room: Room,
+) -> None:
+    """Review rev2: each noted copy of an edit or a deletion (which has no row of its
+    own) was looked for among every row, then every row was asked for the change it
+    shows: notes x rows on the GUI thread, for a member's thousands of backdated edits.
+    Now one pass whatever the notes: 400 notes cost about what one does (Python lines
+    counted, not timed), and a note of no row changes nothing."""
+    items = _chatter(room, 40).timeline
+    model = TimelineModel(key_text(ALICE))
+    model.set_timeline(items, complete=True)
+    ev = items[-1].event
+    late = late_arrival(ev.timestamp_ms, ev.timestamp_ms + 86_400_000)
+    assert late is not None
+    changed: list[int] = []
+    model.dataChanged.connect(lambda top, _bottom, *_: changed.append(top.row()))
+
+    def notes(first: int, count: int) -> dict[Any, Any]:
+        return {late_copy(f"edit-{n}", "edits.jsonl", n): late for n in range(first, first + count)}
+
+    one = lines_run(lambda: model.note_late(notes(0, 1)))
+    many = lines_run(lambda: model.note_late(notes(1, 400)))
+    assert len(items) > 100
+    assert many < one + 400 * 4, (one, many)  # was about 400 x rows more
+    assert changed == []

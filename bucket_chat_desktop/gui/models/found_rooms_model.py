@@ -95,8 +95,11 @@ class FoundRoomsModel(QAbstractTableModel):
         self._folded_ids: list[str] | None = None  # made on the first filter
         self._folded_names: list[str] = []  # by place: the name read, case folded
         self.summaries: dict[str, RoomSummary] = {}
-        # the rooms whose last read failed for a passing reason (no answer in time)
+        # the rooms whose last read failed for a passing reason (no answer in time), and
+        # those of them whose name was not read (``RoomSummary.name_read``: the others'
+        # activity listing got no answer)
         self.passing: set[str] = set()
+        self.names_unread: set[str] = set()
         self.names: dict[str, str] = {}  # room id -> its name as read, cleaned once
         self._in: set[str] = set()  # ids of the rooms the user is in on this storage
         # looks: every listed id's (a look -> its places), the read names' (a look -> the
@@ -192,6 +195,10 @@ class FoundRoomsModel(QAbstractTableModel):
                 self.passing.add(summary.room_id)
             else:
                 self.passing.discard(summary.room_id)
+            if summary.name_read:
+                self.names_unread.discard(summary.room_id)
+            else:
+                self.names_unread.add(summary.room_id)
             self.names[summary.room_id] = name
             self._folded_names[place] = name.casefold()
             old = self._name_look.pop(place, "")
@@ -448,7 +455,7 @@ class FoundRoomsModel(QAbstractTableModel):
                 when = summary.last_activity_ms
                 return timestamps.full(when) if when else "—"
             shown = f"⚠ {name}" if self._marks(room_id, summary) else name
-            return shown or ("(name not read)" if summary.passing else "(no name)")
+            return shown or ("(no name)" if summary.name_read else "(name not read)")
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tip(room_id, summary, joined)
         if role == Qt.ItemDataRole.FontRole and column == Column.NAME and not name:
@@ -476,7 +483,7 @@ class FoundRoomsModel(QAbstractTableModel):
     def _tip(self, room_id: str, summary: RoomSummary, joined: bool) -> str:
         tips = [f"Room id: {room_id}", *self._marks(room_id, summary)]
         if summary.passing:  # nothing wrong with the room known: it was not read
-            what = "Its name" if summary.metadata is None else "Part of it"
+            what = "Part of it" if summary.name_read else "Its name"
             tips.append(
                 f"{what} was not read this time: {one_line(summary.problem, 200)}. It is "
                 "asked again a few times while this window is open."

@@ -743,17 +743,13 @@ class TimelineModel(QAbstractListModel):
         if not fresh:
             return
         self._late.update(fresh)
-        changes = False
-        for event_id, location in fresh:
-            row = self._locate_copy(event_id, location)
-            if row is not None:
-                self.dataChanged.emit(self.index(row), self.index(row))
-            else:
-                changes = True  # an edit's or a deletion's: the row of its message
-        if changes:
-            for i in range(self._echo_start()):
-                if self._change_copy(self._rows[i]) in fresh:
-                    self.dataChanged.emit(self.index(i), self.index(i))
+        # One pass over the exposed rows, each looked up in ``fresh`` (a row's own copy,
+        # or the change it shows): never a pass per note (review rev2: a member's
+        # thousands of backdated edits were notes x rows on the GUI thread).
+        for i in range(self._echo_start()):
+            row = self._rows[i]
+            if (row.event_id, row.location) in fresh or self._change_copy(row) in fresh:
+                self.dataChanged.emit(self.index(i), self.index(i))
 
     def _late_note(self, row: Row) -> str | None:
         late = self._late.get((row.event_id, row.location))
@@ -791,14 +787,6 @@ class TimelineModel(QAbstractListModel):
 
     def late_arrival(self, copy: timestamps.LateCopy) -> timestamps.LateArrival | None:
         return self._late.get(copy)
-
-    def _locate_copy(self, event_id: str, location: str) -> int | None:
-        """The exposed row showing the copy of ``event_id`` read at ``location``."""
-        for i in range(self._echo_start() - 1, -1, -1):
-            row = self._rows[i]
-            if row.event_id == event_id and row.location == location:
-                return i
-        return None
 
     def locate(self, event_id: str) -> int | None:
         """The exposed row showing ``event_id``, None when it is not exposed."""

@@ -316,11 +316,25 @@ class RoomDialog(QDialog):
         elif len(rooms.summaries) < count:
             text += " Names are read for the rooms in view; the filter finds any by its id."
         if rooms.passing:
-            unread = len(rooms.passing)
-            text += f" {unread:,} name{'s were' if unread != 1 else ' was'} not read this time"
+            # By what failed: a room whose metadata was read but whose activity listing
+            # got no answer has its name (or "(no name)"), not one not read.
+            names = len(rooms.names_unread)
+            activity = len(rooms.passing - rooms.names_unread)
+            said = []
+            if names:
+                said.append(f"{names:,} name{'s were' if names != 1 else ' was'} not read")
+            if activity:
+                said.append(
+                    f"{'the' if said else 'The'} last activity of {activity:,} "
+                    f"room{'s' if activity != 1 else ''} was not read"
+                )
+            text += f" {' and '.join(said)} this time"
+            # "shortly" only while a read is armed (the retry timer) or under way: a
+            # retried read that failed leaves none.
+            retrying = self._retry_timer.isActive() or bool(self._reading & rooms.passing)
             text += (
                 ": asked again shortly."
-                if self._due
+                if retrying
                 else ": open this window again to ask for them again."
             )
         if any(rooms.holds(r) for r in self._joined()):
@@ -381,6 +395,17 @@ class RoomDialog(QDialog):
         assert self.summariser is not None
         try:
             read = await self.summariser(storage_id, room_ids)
+        except Exception:
+            if asked == self._asked and self.rooms_list is not None:
+                # The read failed (said by the task): none of these is asked again by
+                # itself (a due entry past its time would arm no timer), and the status
+                # no longer says "asked again shortly" of them.
+                self._reading.difference_update(room_ids)
+                for room_id in room_ids:
+                    self._due.pop(room_id, None)
+                self._retry_later()
+                self._status()
+            raise
         finally:
             if asked == self._asked:
                 self._reading.difference_update(room_ids)

@@ -1737,7 +1737,8 @@ def test_the_html_says_a_message_s_latest_edit_or_deletion_arrived_long_after_it
     raw = path.read_text("utf-8")
     rows = raw.split("<li ")
     said = [r for r in rows if "long after its date" in r]
-    assert len(said) == 2 and summary.late_changes == 2 and summary.late == 0
+    assert len(said) == 2 and summary.late == 0
+    assert summary.late_changes == 3  # the forged edit too: noted, though it changed nothing
     edited, gone = said
     assert "fixed <em>text</em>" in edited and 'class="msg t-verified late"' in edited
     note = notes[events["edit"].event_id].note_with_zone(LATEST_EDIT)
@@ -1747,8 +1748,30 @@ def test_the_html_says_a_message_s_latest_edit_or_deletion_arrived_long_after_it
     note = notes[events["red"].event_id].note_with_zone(DELETION)
     assert f'<p class="why late">⚠ {html.escape(note)}.</p>' in gone, gone
     assert "hijacked" not in raw
-    assert "2 edits or deletions arrived long after the dates they bear" in raw
+    assert "3 edits or deletions arrived long after the dates they bear" in raw
+    assert "that changed nothing" in raw
     assert "messages arrived long after" not in raw
+
+
+def test_the_html_and_the_jsonl_of_one_room_count_the_same_late_edits_and_deletions(
+    room: tuple[Path, dict[str, Event]], tmp_path: Path
+) -> None:
+    """Review rev2: the HTML counted a message whose latest change was late (an earlier
+    late edit, a forged one not applied: not counted), the JSONL every late edit or
+    redaction line, so the app's notice of one room gave two counts. Both count every
+    copy the app noted late now; a change noted late that is not in the room counts in
+    neither."""
+    store, events = room
+    for names, count in ((("edit", "red", "forged"), 3), (("forged",), 1), (("red",), 1)):
+        notes = _arrived_late(events, *names)
+        html_path, jsonl_path = tmp_path / "plans.html", tmp_path / "plans.jsonl"
+        as_html, _ = asyncio.run(run_export(store, tmp_path / "d", "html", html_path, late=notes))
+        as_jsonl, _ = asyncio.run(
+            run_export(store, tmp_path / "d", "jsonl", jsonl_path, late=notes)
+        )
+        assert as_html.late_changes == as_jsonl.late_changes == count, names
+        html_path.unlink()
+        jsonl_path.unlink()
 
 
 def test_the_jsonl_edit_and_deletion_lines_say_they_arrived_long_after_their_date(
