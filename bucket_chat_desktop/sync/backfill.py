@@ -492,9 +492,16 @@ class Backfill:
         self, prefix: str, after: str | None, most: int
     ) -> tuple[list[ObjectInfo], bool]:
         """``Storage.list_first``: at most ``most`` objects after ``after``, and whether
-        more follow; counted as the pages it takes (``schedule.listing_pages``)."""
-        self._engine.requests += listing_pages(most)
-        return await self._engine.storage.list_first(prefix, after, most)
+        more follow; counted as the pages it took (``schedule.listing_pages`` of the names
+        it gave), not the pages it could have taken: a day of two names asked for up to
+        29,000 is one request."""
+        try:
+            listed, more = await self._engine.storage.list_first(prefix, after, most)
+        except BaseException:
+            self._engine.requests += 1
+            raise
+        self._engine.requests += listing_pages(len(listed))
+        return listed, more
 
     async def list_days(self, room: RoomState) -> tuple[list[str], bool, int]:
         """The room's day folders (``logs/<day>/``), in one listing that also shows the
