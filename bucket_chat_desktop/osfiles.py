@@ -386,6 +386,14 @@ def _publish_new(temp: str | Path, path: str | Path, dir_fd: int | None = None) 
             os.rename(temp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
+def sync_output(fd: int) -> None:
+    """Sync what was written to ``fd``, an output the user pointed at a file (standard
+    output redirected to one: ``bucket-chat outbox discard 3 > saved.txt``, whose text
+    must be on disk before the message it holds is discarded). Not for the app's own
+    files: those are ``write_atomic``'s."""
+    os.fsync(fd)
+
+
 def fsync_dir(folder: Path | int) -> None:
     """Make a new name in ``folder`` (a path, or an open descriptor of it) durable. POSIX
     only (Windows has no directory handles to sync); a folder that cannot be synced is

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..osfiles import write_atomic
+from ..osfiles import sync_output, write_atomic
 from ..protocol.attachments import message_text
 from ..protocol.canonical import b64decode_exact
 from ..protocol.event import MESSAGE, Event
@@ -294,7 +294,7 @@ def _write_text(text: str, to: Path | None) -> str:
             stream.write(data.decode("utf-8", "surrogatepass"))
             stream.flush()
         if fd is not None and stat.S_ISREG(mode):
-            os.fsync(fd)
+            sync_output(fd)
     except OSError as exc:
         fmt.silence_stdout()  # what is left in its buffer must not fail again at exit
         raise TextNotWrittenError(
