@@ -1685,41 +1685,21 @@ class RoomLedger:
             if after is not None
             else _Witnessed()
         )
-        invalid.sort(key=lambda a: place_order(a.path, a.line))
-        result = AuditResult(
-            self.room_id,
+        last_row = rows[-1][0] if rows else (-1, "", 0)
+        tail = [r[0] for r in rows[-_TAIL_KEPT:]]
+        return self._finish(
             timeline,
             invalid,
             findings,
-            self.segment_count,
             pending[0],
-            _frozen(authorized),
-            next(_audit_numbers),
-            frozenset(trust.edges),
-            frozenset(trust.conflicts.keys() | trust.disputed),
-        )
-        last_row = rows[-1][0] if rows else (-1, "", 0)
-        tail = [r[0] for r in rows[-_TAIL_KEPT:]]
-        held_from = min((c.timestamp_ms for c in held), default=_NOTHING_HELD)
-        self._tips = _Tips(
-            tips,
-            bound,
-            authorized,
-            reported,
-            last_row,
-            tail,
-            result,
+            (tips, bound, authorized, reported, trust),
+            (last_row, tail),
             complete,
-            trust,
             horizon,
-            held_from,
+            held,
             late,
-            witnessed.unseen,
-            witnessed.nameless,
-            witnessed.seen_at,
-            witnessed.backdated,
+            witnessed,
         )
-        return result
 
     def try_append(self, added: list[_Copy], now_ms: int | None = None) -> list[Assessed] | None:
         """``try_place`` for rows that sort after every shown row only (None otherwise):
@@ -2098,6 +2078,49 @@ class RoomLedger:
                 findings,
                 lambda named: chains.around(named, witnesses),
             )
+        order_key = chains.order_key
+        last_row = order_key(order[-1]) if order else (-1, "", 0)
+        tail = [order_key(r) for r in order[-_TAIL_KEPT:]]
+        return self._finish(
+            timeline,
+            invalid,
+            findings,
+            chains.pending,
+            (tips, bound, authorized, reported, trust),
+            (last_row, tail),
+            complete,
+            horizon,
+            held,
+            late,
+            witnessed,
+        )
+
+    def _finish(
+        self,
+        timeline: Timeline,
+        invalid: list[Assessed],
+        findings: list[Finding],
+        pending: int,
+        walked: tuple[
+            dict[str, _Copy | None],
+            dict[str, str],
+            dict[str, set[str]],
+            set[tuple[str, str]],
+            _Trust,
+        ],
+        order: tuple[tuple[int, str, int], list[tuple[int, str, int]]],
+        complete: bool,
+        horizon: int,
+        held: list[_Copy],
+        late: dict[int, int],
+        witnessed: _Witnessed,
+    ) -> AuditResult:
+        """The result of a full audit, over copies (``_audit``) or over rows
+        (``_audit_rows``) alike, and what the next appends start from (``_Tips``):
+        ``walked`` the chain tips, bound keys, authorised keys, reported findings and the
+        trust walk; ``order`` the last row's order key and the tail of order keys kept."""
+        tips, bound, authorized, reported, trust = walked
+        last_row, tail = order
         invalid.sort(key=lambda a: place_order(a.path, a.line))
         result = AuditResult(
             self.room_id,
@@ -2105,15 +2128,12 @@ class RoomLedger:
             invalid,
             findings,
             self.segment_count,
-            chains.pending,
+            pending,
             _frozen(authorized),
             next(_audit_numbers),
             frozenset(trust.edges),
             frozenset(trust.conflicts.keys() | trust.disputed),
         )
-        order_key = chains.order_key
-        last_row = order_key(order[-1]) if order else (-1, "", 0)
-        tail = [order_key(r) for r in order[-_TAIL_KEPT:]]
         held_from = min((c.timestamp_ms for c in held), default=_NOTHING_HELD)
         self._tips = _Tips(
             tips,
