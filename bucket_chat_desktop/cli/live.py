@@ -25,6 +25,7 @@ from ..protocol.relations import (
     applied,
 )
 from ..protocol.room_state import Roster
+from ..protocol.unread import seen_place
 from ..protocol.untrusted_text import RoomIds, terminal_safe
 from ..storage.base import StorageError
 from ..sync.room_state import RoomView
@@ -129,9 +130,11 @@ class LivePrinter:
         self.ids = RoomIds()
         # (event id, path, line): an id signed by two devices is two rows (section 6)
         self.shown: set[tuple[str, str, int]] = set()
-        # the latest date among the rows printed or read so far: a message dated well
-        # before it came in among them (``arrived``'s note)
-        self.latest = 0
+        # the room's rows as of the last audit printed (``opening``, ``arrived``): how
+        # far they reach, by the app's rule (``unread.seen_place``), is what a row that
+        # arrives next is dated well before to be noted late (``arrived``). A timeline is
+        # never changed once made; the next audit's replaces it.
+        self.read: Sequence[Assessed] | None = None
         self.reported: set[tuple[str, str, str | None, int | None, str | None]] = set()
 
     def say(self, text: str) -> None:
@@ -161,8 +164,7 @@ class LivePrinter:
             line = related.event_lines(timeline[position], timeline, rel, self.ids, self.claims)
             self.say(line)
         self.shown.update(timeline.copy_keys())
-        if timeline:  # places never go down: the newest row's is the latest date read
-            self.latest = max(self.latest, timeline.place_at(len(timeline) - 1))
+        self.read = timeline
 
     def arrived(
         self,
@@ -182,8 +184,11 @@ class LivePrinter:
         is followed by the line the app's row shows ("Arrived …, dated …",
         ``timestamps.late_note``): printed now, it would pass for one written now (red
         team rt79). So is an applied edit or deletion, with its own line ("This edit
-        arrived …", "The deletion arrived …")."""
+        arrived …", "The deletion arrived …"). "Read already" is what the audit printed
+        before this one held, by the app's rule (``unread.seen_place``): not a row placed
+        past this device's clock, which is its writer's word (red team rt98)."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
+        latest, self.read = seen_place(self.read, now), timeline
         self.use_roster(roster)
         counted: dict[str, dict[str, ReactionChip]] = {}  # per target: reaction -> chip
         for item in items:
@@ -193,7 +198,6 @@ class LivePrinter:
                 continue
             self.shown.add(copy)
             ev = item.event
-            latest, self.latest = self.latest, max(self.latest, ev.timestamp_ms)
             if ev.type == TYPING:  # read and ignored (PROTOCOL.md 18.6), not printed
                 continue
             if not echo_own and self.own_key and ev.sender_key == self.own_key:

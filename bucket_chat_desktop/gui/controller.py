@@ -41,6 +41,7 @@ from ..protocol.unread import (
     placed_before,
     placed_by,
     position_of,
+    seen_place,
 )
 from ..protocol.untrusted_text import one_line, shown_id, shown_id_ends
 from ..settings import Settings, StorageSettings
@@ -253,14 +254,10 @@ def _ahead(result: AuditResult, now_ms: int) -> int:
 
 
 def _seen_place(old: AuditResult | None, now_ms: int) -> int | None:
-    """Where the newest row of ``old`` (the audit shown before new rows came) not placed
-    ahead of this device's clock is placed: how far this device had read the room
-    (``timestamps.late_among``); None when it had read none of it. A row dated ahead
-    does not count (its date is its writer's word, as ``anchor_position`` takes it)."""
-    if old is None:
-        return None
-    cut = placed_by(old.timeline, now_ms + FUTURE_SLACK_MS)
-    return old.timeline.place_at(cut - 1) if cut else None
+    """How far this device had read the room when ``old`` (the audit shown before new
+    rows came) was its audit (``unread.seen_place``: the rule ``bucket-chat sync
+    --follow`` follows too); None when it had read none of it."""
+    return seen_place(old.timeline if old is not None else None, now_ms)
 
 
 class Controller(QObject):
@@ -1254,8 +1251,9 @@ class Controller(QObject):
             # after their last one, and dated the room back to 1970: red team rt79), and
             # never before the time shown already.
             timeline = result.timeline
-            cut = placed_by(timeline, int(time.time() * 1000) + FUTURE_SLACK_MS)
-            placed_at = timeline.place_at(cut - 1) if cut else last.event.timestamp_ms
+            placed_at = seen_place(timeline, int(time.time() * 1000))
+            if placed_at is None:
+                placed_at = last.event.timestamp_ms
             changes.update(last_ts=max(item.last_ts, placed_at))
         elif room.previewed is not None:
             # the preview stays, with this audit's verdict on it: a row verified on trial

@@ -258,6 +258,28 @@ def placed_by(rows: Sequence[Assessed], latest_ms: int) -> int:
     return next((i for i, r in enumerate(rows) if r.event.timestamp_ms > latest_ms), len(rows))
 
 
+def seen_place(rows: Sequence[Assessed] | None, now_ms: int) -> int | None:
+    """How far a device had read a room whose rows it showed were ``rows`` (the audit
+    before new rows came), on its clock ``now_ms``: where the newest of them not placed
+    past that clock (with ``FUTURE_SLACK_MS``) is placed; None when none is (nothing
+    read, or only rows dated ahead). What ``timestamps.late_among`` weighs a new row's
+    date against, the one rule of the app (the GUI controller) and of ``bucket-chat
+    sync --follow`` / ``chat`` (``cli.live.LivePrinter``). A row dated ahead is its
+    writer's word, as the read marker takes it (``marker_for``): counted as read, one
+    row dated a year ahead made every honest message that came some minutes after its
+    date (a sleep, an outage) "sent or delivered long after its date" in the terminal,
+    not in the app (red team rt98). A plain sequence is placed as ``placed_by`` walks it
+    (a row's place is the latest date up to it)."""
+    if rows is None:
+        return None
+    cut = placed_by(rows, now_ms + FUTURE_SLACK_MS)
+    if not cut:
+        return None
+    if isinstance(rows, Timeline):
+        return rows.place_at(cut - 1)
+    return max(rows[i].event.timestamp_ms for i in range(cut))
+
+
 ARRIVED_ROWS = 200  # rows a full re-audit hands on as arrived, at most (the newest of them)
 
 

@@ -21,6 +21,7 @@ from bucket_chat_desktop.protocol.ids import client_id_for
 from bucket_chat_desktop.protocol.room_state import RoomState
 from bucket_chat_desktop.protocol.segment import encode_segment, path_for
 from bucket_chat_desktop.protocol.signing import build_event
+from bucket_chat_desktop.protocol.unread import seen_place
 
 ROOM = "chat"
 ALICE = "alice@example.com"
@@ -162,6 +163,23 @@ class _Chain:
         self.prev = ev.hash
         self.rows.append(Assessed(ev, TrustState.VERIFIED, "", "p", len(self.rows) + 1))
         return ev.event_id
+
+
+def _carols(ts: int) -> Any:
+    """Another member's message dated ``ts``: what others wrote since, read and printed."""
+    from bucket_chat_desktop.protocol.audit import Assessed, TrustState
+
+    ev = build_event(
+        room_id=ROOM,
+        sender_id="carol@example.com",
+        event_type=MESSAGE,
+        content={"msgtype": "m.text", "body": "meanwhile"},
+        timestamp_ms=ts,
+        unique=str(uuid.uuid4()),
+        prev_event_hash=None,
+        signing_key=SigningKey(bytes([3]) * 32),
+    )
+    return Assessed(ev, TrustState.VERIFIED, "", "c", 1)
 
 
 def test_follow_notices_name_an_edit_of_an_edit_and_what_a_deletion_took_back(
@@ -352,10 +370,12 @@ def test_follow_says_when_a_message_arrived_long_after_its_date(
     dated = rows[-1].event.timestamp_ms
     weeks = dated + 28 * day
     rel = relations.build(ROOM, rows)
-    printer.arrived(rows[:1], rows, rel, echo_own=True, now_ms=weeks)
+    printer.arrived(rows[:1], rows[:1], rel, echo_own=True, now_ms=weeks)
     assert len(said) == 1  # dated after every row read: no note (nothing to slip among)
-    printer.latest = dated + 27 * day  # others wrote since, and were printed
-    printer.arrived(rows[1:], rows, rel, echo_own=True, now_ms=weeks)
+    carols = _carols(dated + 27 * day)  # others wrote since, and were printed
+    printer.arrived([carols], [rows[0], carols], rel, echo_own=True, now_ms=weeks)
+    assert "meanwhile" in said.pop()
+    printer.arrived(rows[1:], [*rows, carols], rel, echo_own=True, now_ms=weeks)
     assert "I do NOT approve" in said[1]
     assert said[2].strip() == (
         f"(Arrived {full(weeks)[:16]}, dated {full(dated)[:16]}: "
@@ -389,10 +409,12 @@ def test_follow_says_when_an_edit_or_a_deletion_arrived_long_after_its_date(
     rel = relations.build(ROOM, rows)
     edit, deletion = rows[2].event, rows[3].event
     weeks = deletion.timestamp_ms + 28 * day
-    printer.arrived(rows[:2], rows, rel, echo_own=True, now_ms=weeks)
+    printer.arrived(rows[:2], rows[:2], rel, echo_own=True, now_ms=weeks)
     assert len(said) == 2
-    printer.latest = deletion.timestamp_ms + 27 * day  # others wrote since, and were printed
-    printer.arrived(rows[2:], rows, rel, echo_own=True, now_ms=weeks)
+    carols = _carols(deletion.timestamp_ms + 27 * day)  # others wrote since, and were printed
+    printer.arrived([carols], [*rows[:2], carols], rel, echo_own=True, now_ms=weeks)
+    assert "meanwhile" in said.pop()
+    printer.arrived(rows[2:], [*rows, carols], rel, echo_own=True, now_ms=weeks)
     tail = "sent or delivered long after its date)"
     assert "edited a message: budget draft moved" in said[2]
     assert said[3].strip() == (
@@ -410,16 +432,18 @@ def test_follow_says_when_an_edit_or_a_deletion_arrived_long_after_its_date(
     fresh.arrived(rows, rows, rel, echo_own=True, now_ms=weeks)
     on_time: list[str] = []
     later = LivePrinter(on_time.append)
-    later.latest = deletion.timestamp_ms + 1000
+    carols = _carols(deletion.timestamp_ms + 1000)
+    later.arrived([carols], [carols], rel, echo_own=True, now_ms=deletion.timestamp_ms + 2000)
+    rows = [*rows, carols]
     later.arrived(rows, rows, rel, echo_own=True, now_ms=deletion.timestamp_ms + 60_000)
     assert not [x for x in again + on_time if "long after its date" in x]
 
 
 def test_follow_opening_makes_only_the_rows_it_prints(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reviewer: ``opening`` made a row per event three times (its senders, its copies,
-    the latest date: about a second each at 1,000,000 events) to print the newest few,
-    and set the latest date read to the room's, dropping a later one already read. Rows
-    made are counted (``audit._event_of`` makes each row's event)."""
+    the latest date: about a second each at 1,000,000 events) to print the newest few.
+    Rows made are counted (``audit._event_of`` makes each row's event), how far the room
+    was read too (``unread.seen_place``, when the next rows arrive)."""
     from bucket_chat_desktop.cli.live import LivePrinter
     from bucket_chat_desktop.protocol import audit
 
@@ -446,14 +470,11 @@ def test_follow_opening_makes_only_the_rows_it_prints(monkeypatch: pytest.Monkey
     printer = LivePrinter(said.append)
     monkeypatch.setattr(audit, "_event_of", counted)
     printer.opening(result, rel, 5)
+    newest = timeline.place_at(len(timeline) - 1)
+    read = seen_place(printer.read, newest)
     monkeypatch.setattr(audit, "_event_of", real)
     assert [line.split()[-1] for line in said] == [f"{i}" for i in range(1_995, 2_000)]
     assert made[0] < 50, f"{made[0]} rows made to print 5"
     assert len(printer.shown) == 2_001
     assert (first, path, 1) in printer.shown
-    newest = max(a.event.timestamp_ms for a in timeline)
-    assert printer.latest == newest
-    later = LivePrinter(said.append)
-    later.latest = newest + 60_000  # a later row read already: kept
-    later.opening(result, rel, 5)
-    assert later.latest == newest + 60_000
+    assert read == newest == max(a.event.timestamp_ms for a in timeline)

@@ -32,6 +32,7 @@ from bucket_chat_desktop.protocol.unread import (
     marker_for,
     placed_before,
     position_of,
+    seen_place,
     unread_label,
 )
 
@@ -232,6 +233,32 @@ def test_a_past_dated_row_chained_after_a_future_one_cannot_be_the_marker() -> N
     assert marker is not None
     count = count_unread(after.timeline, marker, a.public, rel, NOW + 120_000)
     assert count == UnreadCount(2, later[0].event_id, found=True)
+
+
+def test_how_far_a_room_was_read_passes_over_rows_placed_ahead_until_they_are_due() -> None:
+    """``seen_place``, the one rule of the app's and ``sync --follow``'s late notes (red
+    team rt98): rows placed past the clock are not read yet, a row dated today chained
+    after one dated 2100 included (its place is 2100), until the clock reaches them; a
+    plain sequence of rows is placed as ``placed_by`` walks it."""
+    a, b, mallory = alice(), bob(), Device("mallory@example.com", 9)
+    seen = b.say(T0 + 10, "seen")
+    soon = a.say(NOW + 3_600_000, "dated an hour ahead")
+    planted = [
+        mallory.join(T0 + 5),
+        mallory.say(4_102_444_800_000, "from the year 2100"),
+        mallory.say(T0 + 20, "dated today, shown after 2100"),
+    ]
+    result, _ = _room([a.join(T0), soon], [b.join(T0 + 2), seen], planted)
+    rows = result.timeline
+    assert isinstance(rows, Timeline)
+    assert seen_place(rows, NOW) == T0 + 10
+    assert seen_place(rows, NOW + 3_600_000 - FUTURE_SLACK_MS) == NOW + 3_600_000  # due
+    assert seen_place(rows, 4_102_444_800_000) == 4_102_444_800_000
+    assert seen_place(rows, T0 - FUTURE_SLACK_MS - 1) is None  # nothing placed by then
+    assert seen_place(None, NOW) is None  # nothing read
+    plain = list(rows)
+    for now in (NOW, NOW + 3_600_000, 4_102_444_800_000, T0 - FUTURE_SLACK_MS - 1):
+        assert seen_place(plain, now) == seen_place(rows, now)
 
 
 def test_more_future_rows_than_a_walk_cannot_stop_the_marker() -> None:
