@@ -31,7 +31,7 @@ from .osfiles import (
     read_regular_file,
     write_atomic,
 )
-from .protocol.event import MAX_ID_CHARS
+from .protocol.event import MAX_ID_BYTES, id_size
 from .protocol.ids import InvalidRoomIdError, check_room_id
 from .protocol.unread import UNREAD_CAP
 
@@ -321,7 +321,7 @@ def _read_markers(data: dict[Any, Any], rooms: set[str]) -> dict[str, tuple[str,
         event_id, ts = value
         if (
             isinstance(event_id, str)
-            and 0 < len(event_id) <= MAX_ID_CHARS
+            and 0 < id_size(event_id) <= MAX_ID_BYTES
             and isinstance(ts, int)
             and not isinstance(ts, bool)
             and 0 <= ts < 2**53
@@ -337,7 +337,7 @@ def _unseen(data: dict[Any, Any], marked: set[str]) -> dict[str, list[str]]:
     for key, value in data.items():
         if key not in marked or not isinstance(value, list):
             continue
-        ids = [e for e in value if isinstance(e, str) and 0 < len(e) <= MAX_ID_CHARS]
+        ids = [e for e in value if isinstance(e, str) and 0 < id_size(e) <= MAX_ID_BYTES]
         if ids:
             out[key] = list(dict.fromkeys(ids))[:UNREAD_CAP]
     return out

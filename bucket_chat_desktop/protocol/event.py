@@ -45,18 +45,36 @@ def allowed_values(size: int) -> int:
 
 
 MAX_TIMESTAMP_MS = 2**53 - 1
-MAX_ID_CHARS = 512
+MAX_ID_BYTES = 512
+"""The most an id-like field may hold, in bytes of UTF-8 (``id_size``): ``event_id``,
+``room_id``, ``sender_id``, ``type``, ``signature``, the ``LINK_FIELDS`` and the
+``DEVICE_FIELDS``. Counted in bytes, not characters: a reader keeps several of these per
+event, and 512 characters outside the BMP were 2 KiB each (red team rt99)."""
+
+
+def id_size(text: str) -> int:
+    """The size of an id-like string as ``MAX_ID_BYTES`` counts it: its bytes of UTF-8
+    (a lone surrogate, which JSON can spell, counted as the three bytes of its code)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _ids_fit(*texts: str | None) -> bool:
+    """Whether each of ``texts`` (None: absent) holds at most ``MAX_ID_BYTES`` bytes: the
+    fast path's check for a line whose ids are not all ASCII."""
+    return all(t is None or id_size(t) <= MAX_ID_BYTES for t in texts)
+
+
 LINK_FIELDS = ("parent_event_id", "prev_event_hash", "sender_key")
 """The optional fields that name another event or a key: an event id (at most
-``MAX_ID_CHARS``), a hash or a key (44 characters; another implementation's hash text may
-be longer, as its ids may). Each is refused over ``MAX_ID_CHARS`` like the ids themselves:
+``MAX_ID_BYTES``), a hash or a key (44 characters; another implementation's hash text may
+be longer, as its ids may). Each is refused over ``MAX_ID_BYTES`` like the ids themselves:
 a reader keeps a reply's parent and a chain link that is not the row before by row, and
 unbounded they were 240 KB an event that no rule could ever match (red team rt91)."""
 DEVICE_ADD_FIELD = "add_device_key"
 DEVICE_ACCEPT_FIELD = "introduced_by"
 DEVICE_FIELDS = (DEVICE_ADD_FIELD, DEVICE_ACCEPT_FIELD)
 """The fields of a member event's content that name a key (section 7): a string longer
-than ``MAX_ID_CHARS`` is refused as the link fields are (a string is kept by every reader
+than ``MAX_ID_BYTES`` is refused as the link fields are (a string is kept by every reader
 as the key it names, even while it names none)."""
 MAX_WITNESS_ENTRIES = 64
 """Entries of a ``witness`` a reader reads (section 6.1): one with more is ignored whole
@@ -402,15 +420,27 @@ def parse_event(obj: Any, room_id: str) -> Event | Malformed:
             and type(event_type) is str
             and type(signature) is str
             and type(content) is dict
-            and (parent is None or (type(parent) is str and len(parent) <= MAX_ID_CHARS))
-            and (prev is None or (type(prev) is str and len(prev) <= MAX_ID_CHARS))
+            and (parent is None or (type(parent) is str and len(parent) <= MAX_ID_BYTES))
+            and (prev is None or (type(prev) is str and len(prev) <= MAX_ID_BYTES))
             and (
-                sender_key is None or (type(sender_key) is str and len(sender_key) <= MAX_ID_CHARS)
+                sender_key is None or (type(sender_key) is str and len(sender_key) <= MAX_ID_BYTES)
             )
-            and 0 < len(sender_id) <= MAX_ID_CHARS
-            and 0 < len(event_type) <= MAX_ID_CHARS
-            and 0 < len(event_id) <= MAX_ID_CHARS
-            and len(signature) <= MAX_ID_CHARS
+            and 0 < len(sender_id) <= MAX_ID_BYTES
+            and 0 < len(event_type) <= MAX_ID_BYTES
+            and 0 < len(event_id) <= MAX_ID_BYTES
+            and len(signature) <= MAX_ID_BYTES
+            and (
+                (
+                    event_id.isascii()
+                    and sender_id.isascii()
+                    and event_type.isascii()
+                    and (parent is None or parent.isascii())
+                    and (prev is None or prev.isascii())
+                    and (sender_key is None or sender_key.isascii())
+                    and signature.isascii()
+                )
+                or _ids_fit(event_id, sender_id, event_type, parent, prev, sender_key, signature)
+            )
             and event_id.startswith(room_id + "::")
             and len(parts := event_id.split("::")) == 3
             and parts[1] != ""
@@ -434,11 +464,11 @@ def parse_event(obj: Any, room_id: str) -> Event | Malformed:
             )
         for name in DEVICE_FIELDS:
             named = content.get(name)
-            if type(named) is str and len(named) > MAX_ID_CHARS:
+            if type(named) is str and id_size(named) > MAX_ID_BYTES:
                 return Malformed(
                     Kind.BAD_SCHEMA,
-                    f"m.room.member content.{name} is {len(named):,} characters long, more "
-                    f"than the {MAX_ID_CHARS} any key can have",
+                    f"m.room.member content.{name} is {id_size(named):,} bytes long, more "
+                    f"than the {MAX_ID_BYTES} any key can have",
                     event_id,
                 )
     # The signature is popped and put back rather than copying the dict: this keeps
@@ -601,12 +631,25 @@ def _explain(obj: Any, room_id: str) -> Malformed:
     if missing:
         return Malformed(Kind.BAD_SCHEMA, f"missing field(s): {', '.join(missing)}", eid)
     event_id = obj["event_id"]
-    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_CHARS:
+    if not isinstance(event_id, str) or not event_id:
         return Malformed(Kind.BAD_SCHEMA, "event_id must be a non-empty string")
+    if id_size(event_id) > MAX_ID_BYTES:
+        return Malformed(
+            Kind.BAD_SCHEMA,
+            f"event_id is {id_size(event_id):,} bytes long, more than the {MAX_ID_BYTES} "
+            "an event id can have",
+        )
     for field in ("room_id", "sender_id", "type", "signature"):
         value = obj[field]
-        if not isinstance(value, str) or len(value) > MAX_ID_CHARS:
+        if not isinstance(value, str):
             return Malformed(Kind.BAD_SCHEMA, f"{field} must be a string", eid)
+        if id_size(value) > MAX_ID_BYTES:
+            return Malformed(
+                Kind.BAD_SCHEMA,
+                f"{field} is {id_size(value):,} bytes long, more than the {MAX_ID_BYTES} "
+                "it can have",
+                eid,
+            )
     if obj["room_id"] != room_id:
         return Malformed(
             Kind.WRONG_ROOM,
@@ -635,11 +678,11 @@ def _explain(obj: Any, room_id: str) -> Malformed:
                 f"{field} must be a string or null, not {type(value).__name__}",
                 eid,
             )
-        if value is not None and len(value) > MAX_ID_CHARS:
+        if value is not None and id_size(value) > MAX_ID_BYTES:
             return Malformed(
                 Kind.BAD_SCHEMA,
-                f"{field} is {len(value):,} characters long, more than the "
-                f"{MAX_ID_CHARS} any event id, hash or key can have",
+                f"{field} is {id_size(value):,} bytes long, more than the "
+                f"{MAX_ID_BYTES} any event id, hash or key can have",
                 eid,
             )
     return Malformed(Kind.BAD_SCHEMA, "event does not match the schema", eid)

@@ -40,7 +40,7 @@ from heapq import merge
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .attachments import is_file_message
-from .event import MAX_ID_CHARS, MEMBER, MESSAGE, Event
+from .event import MAX_ID_BYTES, MEMBER, MESSAGE, Event, id_size
 from .findings import Finding, Kind
 from .heap import gc_paused
 from .trial import on_trial
@@ -342,7 +342,7 @@ def target_of(ev: Event) -> str | None:
         return None
     target = ev.content.get(name)
     # Longer than an event id can be (section 12): it names nothing, ever.
-    return target if isinstance(target, str) and 0 < len(target) <= MAX_ID_CHARS else None
+    return target if isinstance(target, str) and 0 < id_size(target) <= MAX_ID_BYTES else None
 
 
 def redaction_reason(content: Mapping[str, Any]) -> str | None:
@@ -370,7 +370,7 @@ def relation_content(event_type: str, content: Mapping[str, Any]) -> dict[str, A
     if name is None:
         return kept
     target = content.get(name)
-    if isinstance(target, str) and len(target) <= MAX_ID_CHARS:
+    if isinstance(target, str) and id_size(target) <= MAX_ID_BYTES:
         kept[name] = target
     if event_type == REACTION:
         text = content.get("reaction")

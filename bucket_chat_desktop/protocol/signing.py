@@ -28,7 +28,7 @@ from .event import (
     BYTES_PER_VALUE,
     DEVICE_FIELDS,
     MAX_DEPTH,
-    MAX_ID_CHARS,
+    MAX_ID_BYTES,
     MAX_LINE_BYTES,
     MAX_TIMESTAMP_MS,
     MAX_WITNESS_ENTRIES,
@@ -39,6 +39,7 @@ from .event import (
     allowed_values,
     event_of_parts,
     has_lone_surrogate,
+    id_size,
     json_values,
     nine_fields_json,
 )
@@ -94,15 +95,15 @@ def build_event(
     if problem and not nested:
         raise ValueError(f"refusing to write an invalid event: {problem}")
     event_id = make_event_id(room_id, timestamp_ms, unique)
-    if len(event_id) > MAX_ID_CHARS or not unique or "::" in unique:
+    if id_size(event_id) > MAX_ID_BYTES or not unique or "::" in unique:
         raise ValueError(
             "refusing to write an invalid event: event_id must have at most "
-            f"{MAX_ID_CHARS} characters and a non-empty unique part without '::'"
+            f"{MAX_ID_BYTES} bytes and a non-empty unique part without '::'"
         )
-    if type(parent_event_id) is str and len(parent_event_id) > MAX_ID_CHARS:
+    if type(parent_event_id) is str and id_size(parent_event_id) > MAX_ID_BYTES:
         raise ValueError(
             "refusing to write an invalid event: parent_event_id must have at most "
-            f"{MAX_ID_CHARS} characters"
+            f"{MAX_ID_BYTES} bytes"
         )
     if witness and len(witness) > MAX_WITNESS_ENTRIES:
         raise ValueError(
@@ -265,8 +266,8 @@ def _write_problem(
 ) -> str | None:
     if not sender_id or not event_type:
         return "sender_id and type must not be empty"
-    if len(sender_id) > MAX_ID_CHARS or len(event_type) > MAX_ID_CHARS:
-        return f"sender_id and type have at most {MAX_ID_CHARS} characters"
+    if id_size(sender_id) > MAX_ID_BYTES or id_size(event_type) > MAX_ID_BYTES:
+        return f"sender_id and type have at most {MAX_ID_BYTES} bytes"
     if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP_MS:
         return "timestamp_ms must be a non-negative integer"
     if event_type == MESSAGE and not isinstance(content.get("body"), str):
@@ -274,10 +275,10 @@ def _write_problem(
     if event_type == MEMBER and content.get("membership") not in MEMBERSHIPS:
         return "m.room.member membership is not valid"
     if event_type == MEMBER and any(
-        isinstance(named := content.get(name), str) and len(named) > MAX_ID_CHARS
+        isinstance(named := content.get(name), str) and id_size(named) > MAX_ID_BYTES
         for name in DEVICE_FIELDS
     ):
-        return f"a key named in m.room.member content has at most {MAX_ID_CHARS} characters"
+        return f"a key named in m.room.member content has at most {MAX_ID_BYTES} bytes"
     if prev is not None and not (
         (prev in _own_hashes or HASH_TEXT.fullmatch(prev))
         if type(prev) is str

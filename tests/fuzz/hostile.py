@@ -34,7 +34,7 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.protocol.canonical import b64encode, canonical_json, hash_bytes
 from bucket_chat_desktop.protocol.event import (
     MAX_DEPTH,
-    MAX_ID_CHARS,
+    MAX_ID_BYTES,
     MAX_TIMESTAMP_MS,
     MEMBER,
     MEMBERSHIPS,
@@ -121,7 +121,11 @@ hostile_text = st.one_of(
 
 
 def _bounded_id(text: str) -> str:
-    return (text or "x")[:MAX_ID_CHARS]
+    """``text`` cut to what an id may hold: ``MAX_ID_BYTES`` bytes of UTF-8."""
+    text = (text or "x")[:MAX_ID_BYTES]
+    while len(text.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        text = text[:-1]
+    return text
 
 
 hostile_id = hostile_text.map(_bounded_id)

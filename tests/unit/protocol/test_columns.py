@@ -458,7 +458,7 @@ def test_a_padded_reply_parent_or_chain_link_is_refused_and_not_kept(field: str)
     assert kept / (PADDED + 1) <= BOUND
     refused = [f for f in result.findings if f.kind is Kind.BAD_SCHEMA]
     assert len(refused) == PADDED and len(result.timeline) == 1
-    assert refused[0].message.startswith(f"{field} is 240,012 characters long, more than the 512")
+    assert refused[0].message.startswith(f"{field} is 240,012 bytes long, more than the 512")
 
 
 def _reachable_strs(root: object) -> list[str]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bucket_chat_desktop.protocol.canonical import canonical_bytes, event_hash
 from bucket_chat_desktop.protocol.event import (
     MAX_DEPTH,
-    MAX_ID_CHARS,
+    MAX_ID_BYTES,
     MAX_LINE_BYTES,
     MAX_TIMESTAMP_MS,
     Event,
@@ -161,7 +161,7 @@ def test_accepted_event_ids(event_id: str) -> None:
         f"{ROOM}::time::",
         f"{ROOM}x::t::u",
         "::t::u",
-        f"{ROOM}::t::" + "u" * MAX_ID_CHARS,
+        f"{ROOM}::t::" + "u" * MAX_ID_BYTES,
         "",
     ],
 )
@@ -171,7 +171,7 @@ def test_rejected_event_ids(event_id: str) -> None:
 
 def test_event_id_limit_is_inclusive() -> None:
     prefix = f"{ROOM}::t::"
-    ok = prefix + "u" * (MAX_ID_CHARS - len(prefix))
+    ok = prefix + "u" * (MAX_ID_BYTES - len(prefix))
     assert isinstance(parse(good(event_id=ok)), Event)
 
 
@@ -205,13 +205,13 @@ def test_missing_required_field(field: str) -> None:
         ("timestamp_ms", [T0]),
         ("sender_id", 1),
         ("sender_id", ""),
-        ("sender_id", "s" * (MAX_ID_CHARS + 1)),
+        ("sender_id", "s" * (MAX_ID_BYTES + 1)),
         ("type", None),
         ("type", ""),
         ("type", ["m.room.message"]),
         ("signature", None),
         ("signature", 7),
-        ("signature", "s" * (MAX_ID_CHARS + 1)),
+        ("signature", "s" * (MAX_ID_BYTES + 1)),
         ("content", "hi"),
         ("content", ["hi"]),
         ("content", None),
@@ -271,10 +271,10 @@ def test_a_link_or_key_longer_than_any_id_hash_or_key_is_bad_schema(field: str) 
     link a hash and ``sender_key`` a key (44): longer, the line names nothing, and a
     reader that keeps the field by row (the app's ledger keeps a parent and a link that
     is not the row before) kept 240 KB an event of it (red team rt91)."""
-    assert isinstance(parse(good(**{field: "x" * MAX_ID_CHARS})), Event)
-    result = bad(good(**{field: "x" * (MAX_ID_CHARS + 1)}))
+    assert isinstance(parse(good(**{field: "x" * MAX_ID_BYTES})), Event)
+    result = bad(good(**{field: "x" * (MAX_ID_BYTES + 1)}))
     assert result.reason == (
-        f"{field} is 513 characters long, more than the 512 any event id, hash or key can have"
+        f"{field} is 513 bytes long, more than the 512 any event id, hash or key can have"
     )
     assert result.event_id == good()["event_id"]
     line = json.dumps(good(**{field: "x" * 240_000})).encode()
@@ -288,13 +288,13 @@ def test_a_member_naming_a_key_longer_than_any_key_is_bad_schema(field: str) -> 
     is refused like the link fields (every reader keeps it as the key it names). Any
     other value still names no key and is read (section 7: "a malformed key")."""
     member = {"type": "m.room.member"}
-    for value in ("k" * MAX_ID_CHARS, 5, None, {"a": "b"}):
+    for value in ("k" * MAX_ID_BYTES, 5, None, {"a": "b"}):
         content = {"membership": "join", field: value}
         assert isinstance(parse(good(**member, content=content)), Event)
-    content = {"membership": "join", field: "k" * (MAX_ID_CHARS + 1)}
+    content = {"membership": "join", field: "k" * (MAX_ID_BYTES + 1)}
     result = bad(good(**member, content=content))
     assert result.reason == (
-        f"m.room.member content.{field} is 513 characters long, more than the 512 any key can have"
+        f"m.room.member content.{field} is 513 bytes long, more than the 512 any key can have"
     )
 
 
@@ -643,3 +643,40 @@ def test_a_refused_number_under_a_repeated_key_is_replaced_like_any_value() -> N
     # nesting deep enough that walking it again would overflow: the finding stands
     deep = b'{"a": ' + b"[" * 900 + b"1.5" + b"]" * 900 + b"}"
     assert isinstance(decode_json_line(deep), Malformed)
+
+
+WIDE = "\U0001f600"  # outside the BMP: one character, four bytes of UTF-8
+ACCENT = "\u00e9"  # two bytes of UTF-8
+
+
+@pytest.mark.parametrize(
+    "field", ["sender_id", "type", "signature", "parent_event_id", "prev_event_hash", "sender_key"]
+)
+def test_an_id_is_counted_in_bytes_of_utf8_not_characters(field: str) -> None:
+    """Section 12: the limit is 512 bytes of UTF-8. Counted in characters, 512 emoji
+    were 2 KiB in each of six fields a reader keeps per row, and one hostile line cost
+    the app's ledger 16 KB (red team rt99); a text of 128 such characters still fits."""
+    assert isinstance(parse(good(**{field: WIDE * (MAX_ID_BYTES // 4)})), Event)
+    assert isinstance(parse(good(**{field: ACCENT * (MAX_ID_BYTES // 2)})), Event)
+    over = ACCENT * (MAX_ID_BYTES // 2) + "x"  # 257 characters, 513 bytes
+    result = bad(good(**{field: over}))
+    assert "is 513 bytes long, more than the 512" in result.reason
+    result = bad(good(**{field: WIDE * 200}))  # 200 characters, 800 bytes
+    assert "is 800 bytes long, more than the 512" in result.reason
+
+
+def test_an_event_id_over_512_bytes_of_utf8_is_bad_schema() -> None:
+    prefix = f"{ROOM}::t::"
+    fits = prefix + WIDE * ((MAX_ID_BYTES - len(prefix)) // 4)
+    assert isinstance(parse(good(event_id=fits)), Event)
+    over = prefix + WIDE * 200
+    result = bad(good(event_id=over))
+    assert result.reason == (
+        f"event_id is {len(over.encode()):,} bytes long, more than the 512 an event id can have"
+    )
+
+
+def test_a_lone_surrogate_in_an_id_is_counted_not_raised() -> None:
+    """JSON can spell a lone surrogate; counting its bytes must not raise."""
+    assert isinstance(parse(good(sender_id="\ud800" * 170)), Event)  # 510 bytes
+    assert "is 513 bytes long" in bad(good(sender_id="\ud800" * 171)).reason

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bucket_chat_desktop.protocol.audit import RoomLedger, TrustState
 from bucket_chat_desktop.protocol.event import (
     MAX_DEPTH,
-    MAX_ID_CHARS,
+    MAX_ID_BYTES,
     MAX_TIMESTAMP_MS,
     MEMBERSHIPS,
     Event,
@@ -106,7 +106,10 @@ def spec_accepts(obj: Any, room_id: str) -> bool:
     if any(f not in obj for f in required):
         return False
     for f in ("event_id", "room_id", "sender_id", "type", "signature"):
-        if not isinstance(obj[f], str) or len(obj[f]) > MAX_ID_CHARS:
+        if (
+            not isinstance(obj[f], str)
+            or len(obj[f].encode("utf-8", "surrogatepass")) > MAX_ID_BYTES
+        ):
             return False
     if obj["room_id"] != room_id:
         return False

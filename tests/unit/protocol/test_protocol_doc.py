@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from bucket_chat_desktop.protocol.event import MAX_DEPTH, MAX_ID_CHARS, MAX_LINE_BYTES
+from bucket_chat_desktop.protocol.event import MAX_DEPTH, MAX_ID_BYTES, MAX_LINE_BYTES
 from bucket_chat_desktop.protocol.findings import Finding, Kind
 from bucket_chat_desktop.protocol.metadata import MAX_METADATA_BYTES
 from bucket_chat_desktop.protocol.segment import MAX_SEGMENT_BYTES
@@ -28,7 +28,7 @@ def test_limits_match_the_code() -> None:
     assert f"{MAX_SEGMENT_BYTES:,} bytes" in DOC
     assert f"{MAX_METADATA_BYTES:,} bytes" in DOC
     assert f"depth ≤ {MAX_DEPTH}" in DOC
-    assert f"1–{MAX_ID_CHARS} characters" in DOC
+    assert f"1–{MAX_ID_BYTES} bytes of UTF-8" in DOC
 
 
 def test_every_vector_file_and_device_is_documented() -> None:

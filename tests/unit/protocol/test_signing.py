@@ -11,7 +11,7 @@ from nacl.signing import SigningKey
 from bucket_chat_desktop.protocol.canonical import canonical_bytes
 from bucket_chat_desktop.protocol.event import (
     MAX_DEPTH,
-    MAX_ID_CHARS,
+    MAX_ID_BYTES,
     MAX_LINE_BYTES,
     MEMBER,
     MESSAGE,
@@ -116,13 +116,19 @@ def test_build_event_refuses_bad_room(room_id: str) -> None:
         {"event_type": ""},
         {"timestamp_ms": -1},
         {"content": {"body": "x" * MAX_LINE_BYTES}},
-        {"sender_id": "s" * (MAX_ID_CHARS + 1)},
-        {"event_type": "t" * (MAX_ID_CHARS + 1)},
-        {"unique": "u" * MAX_ID_CHARS},  # the event id would exceed 512 characters
+        {"sender_id": "s" * (MAX_ID_BYTES + 1)},
+        {"event_type": "t" * (MAX_ID_BYTES + 1)},
+        {"unique": "u" * MAX_ID_BYTES},  # the event id would exceed 512 bytes
         {"unique": ""},
         {"unique": "a::b"},
         {"prev_event_hash": "not a hash"},
-        {"parent_event_id": "p" * (MAX_ID_CHARS + 1)},
+        {"parent_event_id": "p" * (MAX_ID_BYTES + 1)},
+        # the limits count bytes of UTF-8 (section 12): 257 characters, 513 bytes
+        {"sender_id": "\u00e9" * 256 + "s"},
+        {"event_type": "\U0001f600" * 129},
+        {"unique": "\U0001f600" * 125},
+        {"parent_event_id": "\u00e9" * 256 + "p"},
+        {"event_type": MEMBER, "content": {"membership": "join", "add_device_key": "\u00e9" * 257}},
         {"event_type": MEMBER, "content": {"membership": "join", "add_device_key": "k" * 513}},
         {"event_type": MEMBER, "content": {"membership": "join", "introduced_by": "k" * 513}},
         {"witness": {f"{n:042d}A=": "A" * 43 + "=" for n in range(65)}},  # ignored whole
@@ -134,7 +140,9 @@ def test_build_event_refuses_what_a_reader_would_reject(changes: dict[str, Any])
 
 
 def test_build_event_limits_are_inclusive() -> None:
-    ev = build(sender_id="s" * MAX_ID_CHARS, event_type="t" * MAX_ID_CHARS)
+    ev = build(sender_id="s" * MAX_ID_BYTES, event_type="t" * MAX_ID_BYTES)
+    assert isinstance(parse_line(ev.line(), ROOM), Event)
+    ev = build(sender_id="\u00e9" * (MAX_ID_BYTES // 2), event_type="\U0001f600" * 128)
     assert isinstance(parse_line(ev.line(), ROOM), Event)
 
 

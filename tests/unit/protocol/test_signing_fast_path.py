@@ -38,7 +38,7 @@ from bucket_chat_desktop.protocol.canonical import (
 )
 from bucket_chat_desktop.protocol.event import (
     MAX_DEPTH,
-    MAX_ID_CHARS,
+    MAX_ID_BYTES,
     MAX_LINE_BYTES,
     MAX_TIMESTAMP_MS,
     MEMBER,
@@ -73,13 +73,18 @@ def _slow_iso_utc_ms(timestamp_ms: int) -> str:
     )
 
 
+def _utf8(text: str) -> int:
+    # asked as the fast path asks, so a non-text value raises the same AttributeError
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def _slow_write_problem(
     sender_id: Any, event_type: Any, content: dict[str, Any], ts: Any, prev: Any
 ) -> str | None:
     if not sender_id or not event_type:
         return "sender_id and type must not be empty"
-    if len(sender_id) > MAX_ID_CHARS or len(event_type) > MAX_ID_CHARS:
-        return f"sender_id and type have at most {MAX_ID_CHARS} characters"
+    if _utf8(sender_id) > MAX_ID_BYTES or _utf8(event_type) > MAX_ID_BYTES:
+        return f"sender_id and type have at most {MAX_ID_BYTES} bytes"
     if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP_MS:
         return "timestamp_ms must be a non-negative integer"
     if event_type == MESSAGE and not isinstance(content.get("body"), str):
@@ -110,10 +115,10 @@ def _slow_build_event(
     if problem:
         raise ValueError(f"refusing to write an invalid event: {problem}")
     event_id = f"{room_id}::{_slow_iso_utc_ms(timestamp_ms)}::{unique}"
-    if len(event_id) > MAX_ID_CHARS or not unique or "::" in unique:
+    if _utf8(event_id) > MAX_ID_BYTES or not unique or "::" in unique:
         raise ValueError(
             "refusing to write an invalid event: event_id must have at most "
-            f"{MAX_ID_CHARS} characters and a non-empty unique part without '::'"
+            f"{MAX_ID_BYTES} bytes and a non-empty unique part without '::'"
         )
     sender_key = b64encode(bytes(signing_key.verify_key))
     unsigned: dict[str, Any] = {
@@ -274,7 +279,7 @@ _hostile_text = st.one_of(
     _text,
     st.text(alphabet=st.characters(codec="utf-16", exclude_categories=()), max_size=24),
     st.sampled_from(['"', "\\", "\x00", "\u2028", "\ud800", "é", "😀", "a::b", "</script>"]),
-    st.text(min_size=MAX_ID_CHARS - 40, max_size=MAX_ID_CHARS + 2),
+    st.text(min_size=MAX_ID_BYTES - 40, max_size=MAX_ID_BYTES + 2),
 )
 _not_text = st.one_of(
     st.none(), st.integers(), st.binary(max_size=4), st.lists(st.text(), max_size=2)
