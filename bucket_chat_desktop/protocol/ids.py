@@ -182,15 +182,22 @@ def utc_date(timestamp_ms: int) -> str:
 
 
 def newest_days(names: Iterable[str], now_ms: int, count: int = 2) -> list[str]:
-    """The newest ``count`` of a room's day folder names (``logs/<date>/``) that can be a
-    day that has begun somewhere: named as a date, not after tomorrow's UTC date (writers
-    name days by their local dates, at most 14 hours ahead of UTC). Late deliveries land
-    in these; a folder of another name (``zzzz``) or one far ahead (``9999-12-31``) that
-    a writer adds sorts after every real day, and taken for the newest it hid the real
-    newest days from the listings that look at those only."""
+    """A room's day folder names (``logs/<date>/``) where late deliveries land, newest
+    first: the newest ``count`` that can be a day that has begun somewhere (named as a
+    date, not after tomorrow's UTC date: writers name days by their local dates, at most
+    14 hours ahead of UTC), and yesterday's and today's UTC dates whenever the room has
+    them, however many newer ones there are (three days at most with ``count`` 2).
+
+    A folder of another name (``zzzz``) or one far ahead (``9999-12-31``) that a writer
+    adds sorts after every real day, and taken for the newest it hid the real newest
+    days from the listings that look at those only. And a member who put an object into
+    each coming day's folder made tomorrow's a day every day: the newest two were
+    tomorrow and today, and yesterday's folder, where a member west of UTC writes every
+    evening (their local date), was never listed while the app ran (red team rt98)."""
     latest = utc_date(now_ms + 86_400_000)
-    days = (n for n in names if _DATE_RE.fullmatch(n) is not None and n <= latest)
-    return sorted(days, reverse=True)[:count]
+    current = {utc_date(now_ms - 86_400_000), utc_date(now_ms)}
+    days = {n for n in names if _DATE_RE.fullmatch(n) is not None and n <= latest}
+    return [d for i, d in enumerate(sorted(days, reverse=True)) if i < count or d in current]
 
 
 def make_event_id(room_id: str, timestamp_ms: int, uuid4_text: str) -> str:

@@ -1452,6 +1452,8 @@ class Poller:
             room.last_safety = time.monotonic()
             room.safety_failures = 0
         self._charge(room, pages, heavy)
+        if background:  # paced: what it took past the budget's count is the pace's too
+            self.safety_pace.pay(self._engine.config, pages=pages, rooms=len(self._engine.rooms))
 
     async def _list_after_held(self, room: RoomState, folder: str, held: int) -> list[ObjectInfo]:
         """A page of day folder ``folder`` from just after the newest segment the room

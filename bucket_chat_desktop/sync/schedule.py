@@ -211,6 +211,21 @@ class SafetyPace:
         """A listing started."""
         self.tokens -= 1.0
 
+    def pay(self, times: PollTimes, *, pages: int, rooms: int) -> None:
+        """A background listing took ``pages`` requests: what it took past
+        ``SAFETY_COST`` (a day folder more: tomorrow's besides yesterday's and today's,
+        ``ids.newest_days``; junk names) is paid from the pace, a listing per
+        ``SAFETY_COST`` requests, in the share of the budget the rooms' listings take
+        (``rooms`` of ``background_rooms``). So the storage's listings together keep
+        within their share whatever each costs: 90 rooms or more whose listings take 4
+        cost up to 176 requests an hour unpaid (the room's own longer wait,
+        ``charged_wait``, counts only from its next listing on), 148 paid; a few
+        rooms, far within the budget, hardly wait for one costly room (of 2 rooms, a
+        26-page listing costs the other 20 minutes)."""
+        share = min(max(rooms, 0), max(times.background_rooms, 1)) / max(times.background_rooms, 1)
+        if pages > SAFETY_COST:
+            self.tokens -= (pages - SAFETY_COST) / SAFETY_COST * share
+
 
 LISTING_PAGE = 1_000
 """Names one request of a bucket's listing gives at most (S3 and GCS; Azure gives up to
