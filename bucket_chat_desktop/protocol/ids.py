@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 import time
@@ -182,15 +183,90 @@ def utc_date(timestamp_ms: int) -> str:
 
 
 def newest_days(names: Iterable[str], now_ms: int, count: int = 2) -> list[str]:
-    """The newest ``count`` of a room's day folder names (``logs/<date>/``) that can be a
-    day that has begun somewhere: named as a date, not after tomorrow's UTC date (writers
-    name days by their local dates, at most 14 hours ahead of UTC). Late deliveries land
-    in these; a folder of another name (``zzzz``) or one far ahead (``9999-12-31``) that
-    a writer adds sorts after every real day, and taken for the newest it hid the real
-    newest days from the listings that look at those only."""
+    """A room's day folder names (``logs/<date>/``) where late deliveries land, newest
+    first: the newest ``count`` that can be a day that has begun somewhere (named as a
+    date, not after tomorrow's UTC date: writers name days by their local dates, at most
+    14 hours ahead of UTC), and yesterday's and today's UTC dates whenever the room has
+    them, however many newer ones there are (three days at most with ``count`` 2).
+
+    A folder of another name (``zzzz``) or one far ahead (``9999-12-31``) that a writer
+    adds sorts after every real day, and taken for the newest it hid the real newest
+    days from the listings that look at those only. And a member who put an object into
+    each coming day's folder made tomorrow's a day every day: the newest two were
+    tomorrow and today, and yesterday's folder, where a member west of UTC writes every
+    evening (their local date), was never listed while the app ran (red team rt98)."""
     latest = utc_date(now_ms + 86_400_000)
-    days = (n for n in names if _DATE_RE.fullmatch(n) is not None and n <= latest)
-    return sorted(days, reverse=True)[:count]
+    current = {utc_date(now_ms - 86_400_000), utc_date(now_ms)}
+    days = {n for n in names if _DATE_RE.fullmatch(n) is not None and n <= latest}
+    return [d for i, d in enumerate(sorted(days, reverse=True)) if i < count or d in current]
+
+
+DAY_SPREAD_MS = 14 * 3_600_000
+"""How far from its UTC date a day folder's segments may start (PROTOCOL.md: the
+reference implementation names folders by the writer's local date; time zones run from
+12 hours behind UTC to 14 ahead)."""
+START_AHEAD_MS = 10 * 60_000
+"""How far after now a held segment's start may lie and still say where its writer's
+next segments will be (``listing_start``): a clock a little ahead."""
+START_SPAN_MS = 3_600_000
+"""How far before the newest of them a writer's newest held segment may start and still
+be where a page of the day begins (``listing_start``): a page shows what was written in
+that span, and one name a member dated long ago does not make it show a day's first
+thousand."""
+
+
+def listing_start(paths: Iterable[str], date: str, now_ms: int) -> str | None:
+    """Where a page of day folder ``date`` (a listing in name order) should start to show
+    what its writers wrote since the segments ``paths`` held there: just after the
+    oldest of each writer's newest held segment (so a writer whose clock runs behind
+    another's is not skipped), among writers whose newest starts within
+    ``START_SPAN_MS`` of the newest of them. None: from the folder's first name.
+
+    Only names that sort by their start time count: a start written with as many digits
+    as ``now_ms`` and no leading zero, not after ``now_ms`` + ``START_AHEAD_MS``, within
+    ``DAY_SPREAD_MS`` of the folder's UTC day. Names compare as text: a member's valid
+    segment named ``messages_9_9_...`` (dated 9 ms after 1970) sorts after every
+    ``messages_17...`` of today, and taken for the newest held (the greatest name) it
+    made every such page start after it, so no honest segment written there that day
+    was seen (red team rt98)."""
+    day = _day_start_ms(date)
+    if day is None:
+        return None
+    digits = len(str(now_ms))
+    low, high = day - DAY_SPREAD_MS, min(day + 86_400_000 + DAY_SPREAD_MS, now_ms + START_AHEAD_MS)
+    newest: dict[str, tuple[int, str]] = {}  # writer -> (start, path) of its newest held
+    for path in paths:
+        m = _SEGMENT_NAME_RE.fullmatch(path.rpartition("/")[2])
+        if m is None:
+            continue
+        start_text = m.group(1)
+        if len(start_text) != digits or start_text[0] == "0":
+            continue
+        start = int(start_text)
+        if not low <= start <= high:
+            continue
+        held = newest.get(m.group(3))
+        if held is None or (start, path) > held:
+            newest[m.group(3)] = (start, path)
+    if not newest:
+        return None
+    latest = max(start for start, _ in newest.values())
+    return min(held for held in newest.values() if held[0] >= latest - START_SPAN_MS)[1]
+
+
+@lru_cache(maxsize=16)
+def _day_start_ms(date: str) -> int | None:
+    """Unix time in ms of ``date``'s (``YYYY-MM-DD``) UTC midnight; None if no such day."""
+    if _DATE_RE.fullmatch(date) is None:
+        return None
+    try:
+        day = datetime.date.fromisoformat(date)
+    except ValueError:
+        return None
+    return (day.toordinal() - _EPOCH_ORDINAL) * 86_400_000
+
+
+_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 
 
 def make_event_id(room_id: str, timestamp_ms: int, uuid4_text: str) -> str:

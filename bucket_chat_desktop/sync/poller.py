@@ -41,6 +41,7 @@ from ..protocol.ids import (
     SegmentName,
     is_segment_name,
     is_valid_room_id,
+    listing_start,
     logs_prefix,
     newest_days,
     parse_segment_path,
@@ -1452,15 +1453,20 @@ class Poller:
             room.last_safety = time.monotonic()
             room.safety_failures = 0
         self._charge(room, pages, heavy)
+        if background:  # paced: what it took past the budget's count is the pace's too
+            self.safety_pace.pay(self._engine.config, pages=pages, rooms=len(self._engine.rooms))
 
     async def _list_after_held(self, room: RoomState, folder: str, held: int) -> list[ObjectInfo]:
-        """A page of day folder ``folder`` from just after the newest segment the room
-        holds there (``Storage.list_first``): the segments it shows. A day noted too
-        costly to list in the background (``RoomState.over_cost``) is looked at so:
-        what an honest member wrote there since sorts after what they wrote before, a
-        member's junk need not. A listing that fails is left to the next."""
+        """A page of day folder ``folder`` from just after the segments the room holds
+        there (``Storage.list_first``; where: ``ids.listing_start``, by the start times
+        of each writer's newest held, not the greatest name: red team rt98): the
+        segments it shows. A day noted too costly to list in the background
+        (``RoomState.over_cost``) is looked at so: what an honest member wrote there
+        since sorts after what they wrote before, a member's junk need not. A listing
+        that fails is left to the next."""
+        date, now_ms = folder.rstrip("/").rpartition("/")[2], int(time.time() * 1000)
         after = await self._engine._serially(
-            lambda: max(room.known_in(folder, held), default=None), room=room.room_id
+            lambda: listing_start(room.known_in(folder, held), date, now_ms), room=room.room_id
         )
         try:
             listed, _ = await self._backfill.list_first(folder, after, LISTING_PAGE)

@@ -28,7 +28,8 @@ listing of its storage, and the others were never listed again (red team rt77).
 A room's background listing is charged by what it cost (red team rt94): a member may
 fill a quiet room's newest day folders with junk names, which every listing of them
 pages through (``LISTING_PAGE`` names a request). A room whose last listing took more
-than ``SAFETY_COST`` requests waits that many times its period (``charged_wait``), and
+than ``SAFETY_COST`` requests waits that many times its period (``charged_wait``), the
+pace pays for what it took past that at once (``SafetyPace.pay``: red team rt98), and
 one background listing takes at most ``SAFETY_PAGES_MAX`` pages: a day past them is
 noted and not listed whole in the background, the room's other days are (rt96).
 
@@ -211,6 +212,21 @@ class SafetyPace:
         """A listing started."""
         self.tokens -= 1.0
 
+    def pay(self, times: PollTimes, *, pages: int, rooms: int) -> None:
+        """A background listing took ``pages`` requests: what it took past
+        ``SAFETY_COST`` (a day folder more: tomorrow's besides yesterday's and today's,
+        ``ids.newest_days``; junk names) is paid from the pace, a listing per
+        ``SAFETY_COST`` requests, in the share of the budget the rooms' listings take
+        (``rooms`` of ``background_rooms``). So the storage's listings together keep
+        within their share whatever each costs: 90 rooms or more whose listings take 4
+        cost up to 176 requests an hour unpaid (the room's own longer wait,
+        ``charged_wait``, counts only from its next listing on), 148 paid; a few
+        rooms, far within the budget, hardly wait for one costly room (of 2 rooms, a
+        26-page listing costs the other 20 minutes)."""
+        share = min(max(rooms, 0), max(times.background_rooms, 1)) / max(times.background_rooms, 1)
+        if pages > SAFETY_COST:
+            self.tokens -= (pages - SAFETY_COST) / SAFETY_COST * share
+
 
 LISTING_PAGE = 1_000
 """Names one request of a bucket's listing gives at most (S3 and GCS; Azure gives up to
@@ -218,7 +234,9 @@ LISTING_PAGE = 1_000
 SAFETY_COST = 3
 """Requests a room's background safety listing costs as the idle budget counts it
 (docs/SCHEDULING.md, "What an idle storage costs"): its days, and its newest two days,
-a page each. One that took more stretches the room's period (``charged_wait``)."""
+a page each. One that took more (a third day: tomorrow's, besides yesterday's and
+today's) stretches the room's period (``charged_wait``) and is paid from the pace
+(``SafetyPace.pay``)."""
 SAFETY_PAGES_MAX = 30
 """Pages one background safety listing of a room may take, its days and day folders
 together (30,000 names; each day at least a page). A day folder that holds more than
