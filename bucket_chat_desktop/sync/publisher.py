@@ -162,7 +162,7 @@ def send_context(
 ) -> tuple[bool, list[str], list[Event]] | None:
     """State thread: what a send needs from the room's timeline — whether its verdict
     is final, the introductions of ``key_text`` on offer, and each device's newest
-    event, the most recently active first (for the witness). Kept in ``room.scan``
+    event, in the order its witness names them (``SendScan.witness_order``). Kept in ``room.scan``
     and brought up to date from what was appended since the last send: O(new events),
     not O(history); rows placed before shown ones (behind a row dated a little ahead)
     were carried over at the end of their job (``RoomState.carry_scan``). None when the
@@ -181,7 +181,7 @@ def send_context(
     scan.catch_up()
     settled = room.complete and not room.partial
     offers = scan.introductions(user_id, key_text).offers() if settled else []
-    return settled, offers, list(reversed(scan.tips.values()))
+    return settled, offers, scan.witness_order(key_text)
 
 
 UNSENT_HINT = "right-click to copy its text or discard it"
@@ -753,20 +753,25 @@ class Publisher:
         )
 
     def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
-        """The other devices' newest events this device has read (``seen``, newest first
-        in display order), for the witness of its next event (PROTOCOL.md section 6.1): only chains
-        that moved since this device's last witness in the room, at most ``MAX_WITNESS``,
-        the most recently active first."""
-        tips: dict[str, str] = {}
-        for ev in seen:  # newest first: the first event of a key is its chain's tip
-            key = ev.sender_key
-            if key and key != key_text and key not in tips:
-                tips[key] = ev.hash
-                if len(tips) >= MAX_WITNESS * 4:
-                    break
+        """The other devices' newest events this device has read, for the witness of its
+        next event (PROTOCOL.md section 6.1): only chains that moved since this device's
+        last witness in the room, at most ``MAX_WITNESS``, in the order of ``seen`` (the
+        first event of a key is its chain's tip). An open room's ``seen`` is ranked by
+        trust (``SendScan.witness_order``); what this device cached, newest first. A
+        chain left out is still untold, so the next send names it: with more than
+        ``MAX_WITNESS`` chains moving, each is named within a few sends."""
         told = self._witnessed.setdefault((room_id, key_text), {})
-        out = {k: h for k, h in tips.items() if told.get(k) != h}
-        out = dict(list(out.items())[:MAX_WITNESS])
+        out: dict[str, str] = {}
+        met: set[str] = set()
+        for ev in seen:
+            key = ev.sender_key
+            if not key or key == key_text or key in met:
+                continue
+            met.add(key)
+            if told.get(key) != ev.hash:
+                out[key] = ev.hash
+                if len(out) >= MAX_WITNESS:
+                    break
         told.update(out)
         return out
 
