@@ -66,7 +66,7 @@ from ..storage.base import (
 from . import keeper as room_keeper
 from .events import IntroductionOffered, OutboxChanged, SendKept, SharedKeyQueued
 from .outbox import Discard, HeldDiscard, OutSegment
-from .room_state import RoomState, SendScan
+from .room_state import RoomState, SendScan, witness_order_of
 from .stopping import stop_tasks
 from .watched import NoAnswerError, answer_within
 from .writer import RoomError, own_chain_off_loop, read_room_segments
@@ -598,7 +598,7 @@ class Publisher:
         elif self._engine.index is not None:  # not open here (the CLI): what this device cached
             rows = await self._engine._read(Index.newest, room_id, WITNESS_ROWS)
             cached = [(row.event, row.state) for row in rows if isinstance(row.event, Event)]
-            seen = [ev for ev, _ in reversed(cached)]
+            seen = witness_order_of(cached, key_text)
             if introducer is None:
                 offered = _merged(offered, offered_introductions(cached, user_id, key_text))
                 introducer = first_confirmed(offered, confirmed)
@@ -756,8 +756,9 @@ class Publisher:
         """The other devices' newest events this device has read, for the witness of its
         next event (PROTOCOL.md section 6.1): only chains that moved since this device's
         last witness in the room, at most ``MAX_WITNESS``, in the order of ``seen`` (the
-        first event of a key is its chain's tip). An open room's ``seen`` is ranked by
-        trust (``SendScan.witness_order``); what this device cached, newest first. A
+        first event of a key is its chain's tip), ranked by trust
+        (``SendScan.witness_order``; of a room not open here, the same over the rows this
+        device cached: ``witness_order_of``). A
         chain left out is still untold, so the next send names it: with more than
         ``MAX_WITNESS`` chains moving, each is named within a few sends."""
         told = self._witnessed.setdefault((room_id, key_text), {})

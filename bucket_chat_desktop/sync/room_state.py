@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -563,6 +563,54 @@ class CachedRoom:
     last_read: float | None
 
 
+def _ranked(
+    tips: dict[str, Event],
+    named: Collection[str],
+    since: int | None,
+    first: Mapping[str, int],
+    trusted: Mapping[str, bool],
+) -> list[Event]:
+    """``tips`` (each key's newest event, the most recently active last) in the order of
+    ``SendScan.witness_order``: ``named`` by this key's own witnesses, then verified keys
+    first dated no later than ``since`` (this key's newest event), then other verified
+    keys, then the rest; the most recently active first within each. O(keys)."""
+
+    def rank(ev: Event) -> int:
+        key = ev.sender_key or ""
+        if key in named:
+            return 0
+        if not trusted.get(key, False):
+            return 3
+        if since is not None and first.get(key, since + 1) <= since:
+            return 1
+        return 2
+
+    return sorted(reversed(tips.values()), key=rank)  # stable: newest first in a rank
+
+
+def witness_order_of(rows: Iterable[tuple[Event, TrustState]], key_text: str) -> list[Event]:
+    """``SendScan.witness_order`` of the rows a send that did not open the room has
+    (the newest this device cached, display order): what they show of each key."""
+    tips: dict[str, Event] = {}
+    first: dict[str, int] = {}
+    trusted: dict[str, bool] = {}
+    named: set[str] = set()
+    for ev, state in rows:
+        key = ev.sender_key
+        if not key:
+            continue
+        tips.pop(key, None)
+        tips[key] = ev
+        when = first.get(key)
+        if when is None or ev.timestamp_ms < when:
+            first[key] = ev.timestamp_ms
+        trusted[key] = state is TrustState.VERIFIED
+        if key == key_text and WITNESS_FIELD in ev.raw:
+            named.update(k for k, _ in witness_entries(ev.raw[WITNESS_FIELD], key))
+    own = tips.get(key_text)
+    return _ranked(tips, named, own.timestamp_ms if own else None, first, trusted)
+
+
 @dataclass(slots=True)
 class SendScan:
     """What sends read from a room's timeline, brought up to date on the state thread by
@@ -645,23 +693,9 @@ class SendScan:
         active after a message can no longer push the chain of that message out of the
         witness of a device that read it (red team rt99), unless more than 64 chains of
         the first two kinds move between two sends (docs/SECURITY.md)."""
-        named = self.named(key_text)
         own = self.tips.get(key_text)
         since = own.timestamp_ms if own is not None else None
-        first, trusted = self.first, self.trusted
-
-        def rank(ev: Event) -> int:
-            key = ev.sender_key or ""
-            if key in named:
-                return 0
-            if not trusted.get(key, False):
-                return 3
-            if since is not None and first.get(key, since + 1) <= since:
-                return 1
-            return 2
-
-        # newest first, then stable by rank: O(keys) for the few ranks
-        return sorted(reversed(self.tips.values()), key=rank)
+        return _ranked(self.tips, self.named(key_text), since, self.first, self.trusted)
 
     def placed(self, before: AuditResult, after: AuditResult, at: int, count: int) -> bool:
         """Carry this scan over ``count`` rows placed at ``at`` (``RoomLedger.try_place``)

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
+from bucket_chat_desktop.index import Index
 from bucket_chat_desktop.protocol.audit import WITNESS_FIELD
 from bucket_chat_desktop.protocol.canonical import b64encode
 from bucket_chat_desktop.protocol.findings import Kind
@@ -170,6 +171,50 @@ def test_a_crowd_dated_before_bobs_last_message_does_not_hide_it_either(
 
     async def fresh_read() -> list[Kind]:
         engine = SyncEngine(LocalStorage(root), config=QUIET)
+        try:
+            room = await engine.open_room(ROOM, background=False)
+            assert room.result is not None
+            return [f.kind for f in room.result.errors]
+        finally:
+            await engine.close()
+
+    assert Kind.TRUNCATED_CHAIN in asyncio.run(fresh_read())
+
+
+@pytest.mark.parametrize("crowd", [0, CROWD], ids=["control-no-crowd", "crowd-of-64-keys"])
+def test_a_send_from_what_the_device_cached_is_not_crowded_either(
+    tmp_path: Path, crowd: int
+) -> None:
+    """``bucket-chat send`` does not open the room: it witnesses from the rows this
+    device cached when it last read the room (``witness_order_of``), ranked alike."""
+    newest = _build(tmp_path / "store", crowd)
+    db = tmp_path / "index.sqlite3"
+
+    async def bob_reads_then_sends() -> dict[str, str]:
+        engine = SyncEngine(LocalStorage(tmp_path / "store"), index=Index.open(db), config=QUIET)
+        try:  # Bob's device reads the room (``bucket-chat sync``), E and the crowd
+            await engine.open_room(ROOM, background=False)
+        finally:
+            await engine.close()
+        box = Outbox(tmp_path / "out.sqlite3")
+        engine = SyncEngine(
+            LocalStorage(tmp_path / "store"), outbox=box, index=Index.open(db), config=QUIET
+        )
+        try:  # then sends, without opening the room
+            sent = await engine.send(ROOM, BOB, key(2), [("m.room.message", {"body": "ok"})])
+            assert ROOM not in engine.rooms
+            assert await engine.flush(60)
+            return dict(sent[0].raw[WITNESS_FIELD])
+        finally:
+            await engine.close()
+            box.close()
+
+    witness = asyncio.run(bob_reads_then_sends())
+    assert ktext(1) in witness, f"Alice's chain left out of a witness of {len(witness)}"
+    (tmp_path / "store" / newest).unlink()
+
+    async def fresh_read() -> list[Kind]:
+        engine = SyncEngine(LocalStorage(tmp_path / "store"), config=QUIET)
         try:
             room = await engine.open_room(ROOM, background=False)
             assert room.result is not None
