@@ -162,9 +162,9 @@ def send_context(
 ) -> tuple[bool, list[str], list[Event]] | None:
     """State thread: what a send needs from the room's timeline — whether its verdict
     is final, the introductions of ``key_text`` on offer, and each device's newest
-    event, in the order its witness names them (``SendScan.witness_order``). Kept in ``room.scan``
-    and brought up to date from what was appended since the last send: O(new events),
-    not O(history); rows placed before shown ones (behind a row dated a little ahead)
+    event, in the order its witness names them (``SendScan.witness_order``). Kept in
+    ``room.scan`` and brought up to date from what was appended since the last send:
+    O(new events), not O(history); rows placed before shown ones (behind a row dated a little ahead)
     were carried over at the end of their job (``RoomState.carry_scan``). None when the
     room has no audit yet."""
     result = room.result
@@ -758,9 +758,9 @@ class Publisher:
         last witness in the room, at most ``MAX_WITNESS``, in the order of ``seen`` (the
         first event of a key is its chain's tip), ranked by trust
         (``SendScan.witness_order``; of a room not open here, the same over the rows this
-        device cached: ``witness_order_of``). A
-        chain left out is still untold, so the next send names it: with more than
-        ``MAX_WITNESS`` chains moving, each is named within a few sends."""
+        device cached: ``witness_order_of``). A chain left out is still untold, so the
+        next send names it: with more than ``MAX_WITNESS`` chains moving, each is named
+        within a few sends."""
         told = self._witnessed.setdefault((room_id, key_text), {})
         out: dict[str, str] = {}
         met: set[str] = set()

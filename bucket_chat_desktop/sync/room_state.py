@@ -636,14 +636,17 @@ class SendScan:
     witnessed: dict[str, set[str]] = field(default_factory=dict)
 
     def _take(self, rows: Sequence[Assessed]) -> None:
-        """The dates, verdicts and own witnesses of ``rows`` (display order, each once);
-        ``tips`` is the caller's."""
-        first, trusted, witnessed = self.first, self.trusted, self.witnessed
+        """Each key's newest event (to the end of ``tips``: the most recently active
+        last), earliest date, verdict and own witnesses, of ``rows`` (display order, each
+        once): one pass, since each row of a ``Timeline`` is made when it is read."""
+        tips, first, trusted, witnessed = self.tips, self.first, self.trusted, self.witnessed
         for a in rows:
             ev = a.event
             key = ev.sender_key
             if not key:
                 continue
+            tips.pop(key, None)
+            tips[key] = ev
             when = first.get(key)
             if when is None or ev.timestamp_ms < when:
                 first[key] = ev.timestamp_ms
@@ -655,12 +658,6 @@ class SendScan:
     def catch_up(self) -> None:
         new = self.result.timeline[self.seen :]
         self.seen += len(new)
-        tips = self.tips
-        for a in new:
-            key = a.event.sender_key
-            if key:
-                tips.pop(key, None)  # to the end: the most recently active last
-                tips[key] = a.event
         self._take(new)
         for scan in self.offers.values():
             scan.feed((a.event, a.state) for a in new)
@@ -738,14 +735,9 @@ class SendScan:
         tips = self.tips
         for key in later:
             tips.pop(key, None)
-        for a in placed:
-            key = a.event.sender_key
-            if key:
-                tips.pop(key, None)
-                tips[key] = a.event
-        tips.update(later)
-        # a placed row is its key's newest (above), and dates and witnesses are sets
+        # a placed row is its key's newest; dates and witnesses are sets
         self._take(placed)
+        tips.update(later)
         self.result = after
         self.seen = len(rows)
         return True
