@@ -3246,9 +3246,9 @@ def _check_witnesses(
         findings.append(
             Finding(
                 Kind.TRUNCATED_CHAIN,
-                f"{c.sender_id!r} saw event {seen[:12]}… of {who} (key {key[:12]}…), "
-                "which is not in the room: that device's history was cut short or "
-                "a segment was removed",
+                f"{c.sender_id!r} says it read event {seen[:12]}… of {who} (key "
+                f"{key[:12]}…), which is not in the room: either that device's history "
+                f"was cut short (a segment removed) or {c.sender_id!r}'s claim is false",
                 c.path,
                 c.line,
                 c.event_id,

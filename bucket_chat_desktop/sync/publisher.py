@@ -66,7 +66,7 @@ from ..storage.base import (
 from . import keeper as room_keeper
 from .events import IntroductionOffered, OutboxChanged, SendKept, SharedKeyQueued
 from .outbox import Discard, HeldDiscard, OutSegment
-from .room_state import RoomState, SendScan
+from .room_state import RoomState, SendScan, witness_order_of
 from .stopping import stop_tasks
 from .watched import NoAnswerError, answer_within
 from .writer import RoomError, own_chain_off_loop, read_room_segments
@@ -162,9 +162,9 @@ def send_context(
 ) -> tuple[bool, list[str], list[Event]] | None:
     """State thread: what a send needs from the room's timeline — whether its verdict
     is final, the introductions of ``key_text`` on offer, and each device's newest
-    event, the most recently active first (for the witness). Kept in ``room.scan``
-    and brought up to date from what was appended since the last send: O(new events),
-    not O(history); rows placed before shown ones (behind a row dated a little ahead)
+    event, in the order its witness names them (``SendScan.witness_order``). Kept in
+    ``room.scan`` and brought up to date from what was appended since the last send:
+    O(new events), not O(history); rows placed before shown ones (behind a row dated a little ahead)
     were carried over at the end of their job (``RoomState.carry_scan``). None when the
     room has no audit yet."""
     result = room.result
@@ -181,7 +181,7 @@ def send_context(
     scan.catch_up()
     settled = room.complete and not room.partial
     offers = scan.introductions(user_id, key_text).offers() if settled else []
-    return settled, offers, list(reversed(scan.tips.values()))
+    return settled, offers, scan.witness_order(key_text)
 
 
 UNSENT_HINT = "right-click to copy its text or discard it"
@@ -598,7 +598,7 @@ class Publisher:
         elif self._engine.index is not None:  # not open here (the CLI): what this device cached
             rows = await self._engine._read(Index.newest, room_id, WITNESS_ROWS)
             cached = [(row.event, row.state) for row in rows if isinstance(row.event, Event)]
-            seen = [ev for ev, _ in reversed(cached)]
+            seen = witness_order_of(cached, key_text)
             if introducer is None:
                 offered = _merged(offered, offered_introductions(cached, user_id, key_text))
                 introducer = first_confirmed(offered, confirmed)
@@ -753,20 +753,26 @@ class Publisher:
         )
 
     def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
-        """The other devices' newest events this device has read (``seen``, newest first
-        in display order), for the witness of its next event (PROTOCOL.md section 6.1): only chains
-        that moved since this device's last witness in the room, at most ``MAX_WITNESS``,
-        the most recently active first."""
-        tips: dict[str, str] = {}
-        for ev in seen:  # newest first: the first event of a key is its chain's tip
-            key = ev.sender_key
-            if key and key != key_text and key not in tips:
-                tips[key] = ev.hash
-                if len(tips) >= MAX_WITNESS * 4:
-                    break
+        """The other devices' newest events this device has read, for the witness of its
+        next event (PROTOCOL.md section 6.1): only chains that moved since this device's
+        last witness in the room, at most ``MAX_WITNESS``, in the order of ``seen`` (the
+        first event of a key is its chain's tip), ranked by trust
+        (``SendScan.witness_order``; of a room not open here, the same over the rows this
+        device cached: ``witness_order_of``). A chain left out is still untold, so the
+        next send names it: with more than ``MAX_WITNESS`` chains moving, each is named
+        within a few sends."""
         told = self._witnessed.setdefault((room_id, key_text), {})
-        out = {k: h for k, h in tips.items() if told.get(k) != h}
-        out = dict(list(out.items())[:MAX_WITNESS])
+        out: dict[str, str] = {}
+        met: set[str] = set()
+        for ev in seen:
+            key = ev.sender_key
+            if not key or key == key_text or key in met:
+                continue
+            met.add(key)
+            if told.get(key) != ev.hash:
+                out[key] = ev.hash
+                if len(out) >= MAX_WITNESS:
+                    break
         told.update(out)
         return out
 

@@ -19,11 +19,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol.audit import AuditResult, IntroductionScan, RoomLedger
+from ..protocol.audit import (
+    WITNESS_FIELD,
+    Assessed,
+    AuditResult,
+    IntroductionScan,
+    RoomLedger,
+    TrustState,
+    witness_entries,
+)
 from ..protocol.event import MEMBER, Event
 from ..protocol.findings import Finding, Kind, Severity
 from ..protocol.ids import logs_prefix
@@ -555,30 +563,136 @@ class CachedRoom:
     last_read: float | None
 
 
+def _ranked(
+    tips: dict[str, Event],
+    named: Collection[str],
+    since: int | None,
+    first: Mapping[str, int],
+    trusted: Mapping[str, bool],
+) -> list[Event]:
+    """``tips`` (each key's newest event, the most recently active last) in the order of
+    ``SendScan.witness_order``: ``named`` by this key's own witnesses, then verified keys
+    first dated no later than ``since`` (this key's newest event), then other verified
+    keys, then the rest; the most recently active first within each. O(keys)."""
+
+    def rank(ev: Event) -> int:
+        key = ev.sender_key or ""
+        if key in named:
+            return 0
+        if not trusted.get(key, False):
+            return 3
+        if since is not None and first.get(key, since + 1) <= since:
+            return 1
+        return 2
+
+    return sorted(reversed(tips.values()), key=rank)  # stable: newest first in a rank
+
+
+def witness_order_of(rows: Iterable[tuple[Event, TrustState]], key_text: str) -> list[Event]:
+    """``SendScan.witness_order`` of the rows a send that did not open the room has
+    (the newest this device cached, display order): what they show of each key."""
+    tips: dict[str, Event] = {}
+    first: dict[str, int] = {}
+    trusted: dict[str, bool] = {}
+    named: set[str] = set()
+    for ev, state in rows:
+        key = ev.sender_key
+        if not key:
+            continue
+        tips.pop(key, None)
+        tips[key] = ev
+        when = first.get(key)
+        if when is None or ev.timestamp_ms < when:
+            first[key] = ev.timestamp_ms
+        trusted[key] = state is TrustState.VERIFIED
+        if key == key_text and WITNESS_FIELD in ev.raw:
+            named.update(k for k, _ in witness_entries(ev.raw[WITNESS_FIELD], key))
+    own = tips.get(key_text)
+    return _ranked(tips, named, own.timestamp_ms if own else None, first, trusted)
+
+
 @dataclass(slots=True)
 class SendScan:
     """What sends read from a room's timeline, brought up to date on the state thread by
     looking only at what was appended since (a full audit makes a new result: then once
     over all of it). A send used to scan the whole timeline on the loop, twice (~20 ms
-    at 100,000 events), while the state thread could be appending to it."""
+    at 100,000 events), while the state thread could be appending to it.
+
+    Also what ranks the chains a witness names (``witness_order``): a key costs nothing,
+    so anyone who can write to the storage can make 64 chains active after the message
+    they mean to delete, and a witness of the most recently active chains named those
+    and not the one read before them (red team rt99)."""
 
     result: AuditResult
     seen: int = 0  # timeline items looked at
     # sender key -> its newest event in display order; the most recently active key last
     tips: dict[str, Event] = field(default_factory=dict)
     offers: dict[tuple[str, str], IntroductionScan] = field(default_factory=dict)
+    # sender key -> the earliest date of its rows (order-free: a placement carries it)
+    first: dict[str, int] = field(default_factory=dict)
+    # sender key -> whether its newest row (``tips``) is verified
+    trusted: dict[str, bool] = field(default_factory=dict)
+    # a key of this device -> the keys its own witnesses in the room named (``named``)
+    witnessed: dict[str, set[str]] = field(default_factory=dict)
+
+    def _take(self, rows: Sequence[Assessed]) -> None:
+        """Each key's newest event (to the end of ``tips``: the most recently active
+        last), earliest date, verdict and own witnesses, of ``rows`` (display order, each
+        once): one pass, since each row of a ``Timeline`` is made when it is read."""
+        tips, first, trusted, witnessed = self.tips, self.first, self.trusted, self.witnessed
+        for a in rows:
+            ev = a.event
+            key = ev.sender_key
+            if not key:
+                continue
+            tips.pop(key, None)
+            tips[key] = ev
+            when = first.get(key)
+            if when is None or ev.timestamp_ms < when:
+                first[key] = ev.timestamp_ms
+            trusted[key] = a.state is TrustState.VERIFIED
+            named = witnessed.get(key)
+            if named is not None and WITNESS_FIELD in ev.raw:
+                named.update(k for k, _ in witness_entries(ev.raw[WITNESS_FIELD], key))
 
     def catch_up(self) -> None:
         new = self.result.timeline[self.seen :]
         self.seen += len(new)
-        tips = self.tips
-        for a in new:
-            key = a.event.sender_key
-            if key:
-                tips.pop(key, None)  # to the end: the most recently active last
-                tips[key] = a.event
+        self._take(new)
         for scan in self.offers.values():
             scan.feed((a.event, a.state) for a in new)
+
+    def named(self, key_text: str) -> set[str]:
+        """The keys the witnesses of ``key_text``'s own events in the room named: chains
+        this device told the room it had read, in events signed by its key (no storage
+        can add a key to it)."""
+        named = self.witnessed.get(key_text)
+        if named is None:
+            named = self.witnessed[key_text] = set()
+            for a in self.result.timeline[: self.seen]:
+                ev = a.event
+                if ev.sender_key == key_text and WITNESS_FIELD in ev.raw:
+                    named.update(k for k, _ in witness_entries(ev.raw[WITNESS_FIELD], key_text))
+        return named
+
+    def witness_order(self, key_text: str) -> list[Event]:
+        """Each other device's newest event, in the order a witness of ``key_text``
+        names their chains (PROTOCOL.md section 6.1), the most trusted first and, among
+        equals, the most recently active first:
+
+        1. chains this key's own earlier witnesses named (``named``): read here before;
+        2. of chains whose newest row is verified, those whose first row is dated no
+           later than this key's newest event: in the room when this device last wrote;
+        3. the other verified ones: keys first seen since;
+        4. the rest (a key nobody introduced, a broken chain).
+
+        A witness names at most 64 chains, and a key costs nothing: fresh keys made
+        active after a message can no longer push the chain of that message out of the
+        witness of a device that read it (red team rt99), unless more than 64 chains of
+        the first two kinds move between two sends (docs/SECURITY.md)."""
+        own = self.tips.get(key_text)
+        since = own.timestamp_ms if own is not None else None
+        return _ranked(self.tips, self.named(key_text), since, self.first, self.trusted)
 
     def placed(self, before: AuditResult, after: AuditResult, at: int, count: int) -> bool:
         """Carry this scan over ``count`` rows placed at ``at`` (``RoomLedger.try_place``)
@@ -621,11 +735,8 @@ class SendScan:
         tips = self.tips
         for key in later:
             tips.pop(key, None)
-        for a in placed:
-            key = a.event.sender_key
-            if key:
-                tips.pop(key, None)
-                tips[key] = a.event
+        # a placed row is its key's newest; dates and witnesses are sets
+        self._take(placed)
         tips.update(later)
         self.result = after
         self.seen = len(rows)

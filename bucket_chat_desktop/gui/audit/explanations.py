@@ -187,10 +187,16 @@ EXPLANATIONS: dict[Kind, Explanation] = {
         "Do not believe it came from them. " + _TAMPER,
     ),
     Kind.TRUNCATED_CHAIN: Explanation(
-        "Messages were removed from the end of a history",
-        "Another member's device saw a message that is no longer in the room: the newest "
-        "part of someone's history was deleted from the storage.",
-        "Ask the author what they sent last. " + _TAMPER,
+        "A member claims to have read messages that are missing",
+        "A member's device (named in the details) signed that it had read a message of "
+        "someone's that is no longer in the room. Either the newest part of that person's "
+        "history was deleted from the storage, or the claim is false: it is only that "
+        "member's word, and any member can sign such a claim about anyone.",
+        "Ask both, not in this chat: the author what they sent last, and the member named "
+        "whether they read it. If the author's last messages are missing here, someone with "
+        "write access to the storage (or a broken sync tool) removed them; if nobody did, "
+        "treat it as tampering. If the author sent nothing more, that member's claim was "
+        "false.",
     ),
     Kind.UNREAD: Explanation(
         "History could not be read completely",

@@ -326,6 +326,7 @@ def test_a_send_after_rows_were_placed_carries_its_scan_over_exactly(tmp_path: P
                 fresh = SendScan(result)
                 fresh.catch_up()
                 assert list(scan.tips.items()) == list(fresh.tips.items())
+                assert (scan.first, scan.trusted) == (fresh.first, fresh.trusted)
                 assert scan.seen == fresh.seen == len(result.timeline)
                 for user, key in scan.offers:
                     assert (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
@@ -90,7 +91,59 @@ def test_a_carried_scan_is_the_scan_made_again(senders: list[int]) -> None:
         assert context == (
             True,
             fresh.introductions(me.user, key_text).offers(),
-            list(reversed(fresh.tips.values())),
+            fresh.witness_order(key_text),
         )
+        # what ranks the witness (rt99) is carried exactly too
+        assert room.scan.first == fresh.first and room.scan.trusted == fresh.trusted
+        assert room.scan.witnessed == fresh.witnessed
     if all(n < DEVICES - 2 for n in senders):
         assert carried == len(senders)  # every message went before the rows dated ahead
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["unnamed", "named-by-my-witness"])
+def test_a_witness_names_chains_read_before_then_trusted_ones_then_the_rest(
+    named: bool,
+) -> None:
+    """``SendScan.witness_order`` (red team rt99): a key costs nothing, so the chains a
+    witness names first are those this key's own witnesses named before, then verified
+    chains already in the room when this device last wrote, then verified keys first
+    seen since, then the rest (here a chain that does not link) — each kind most
+    recently active first, whatever the order of activity."""
+    me, old, new, broken = _Writer(0), _Writer(1), _Writer(2), _Writer(3)
+    ledger = RoomLedger(ROOM, keep_bodies=False)
+    text = {"body": "hi", "msgtype": "m.text"}
+    for at, w, kind, content in (
+        (-10, me, MEMBER, {"membership": "join"}),
+        (-9, old, MEMBER, {"membership": "join"}),
+        (-8, broken, MEMBER, {"membership": "join"}),
+    ):
+        ledger.add_prepared(prepare_segment(*w.segment(NOW + at * MINUTE, kind, content), ROOM))
+    joined = broken.prev
+    assert joined is not None
+    mine = build_event(
+        room_id=ROOM,
+        sender_id=me.user,
+        event_type=MESSAGE,
+        content=text,
+        timestamp_ms=NOW - 5 * MINUTE,
+        unique=str(uuid.uuid4()),
+        prev_event_hash=me.prev,
+        signing_key=me.key,
+        witness={b64encode(bytes(broken.key.verify_key)): joined} if named else None,
+    )
+    ledger.add_prepared(prepare_segment(path_for([mine], "user0"), encode_segment([mine]), ROOM))
+    broken.prev = b64encode(bytes(32))  # its next row links to no event: not verified
+    for at, w in ((-3, new), (-2, broken), (-1, old)):
+        if w is new:
+            join = w.segment(NOW + at * MINUTE - 1, MEMBER, {"membership": "join"})
+            ledger.add_prepared(prepare_segment(*join, ROOM))
+        ledger.add_prepared(prepare_segment(*w.segment(NOW + at * MINUTE, MESSAGE, text), ROOM))
+    scan = SendScan(ledger.audit(now_ms=NOW))
+    scan.catch_up()
+    key_text = b64encode(bytes(me.key.verify_key))
+    assert scan.trusted[b64encode(bytes(broken.key.verify_key))] is False
+    order = [ev.sender_id for ev in scan.witness_order(key_text) if ev.sender_key != key_text]
+    if named:
+        assert order == [broken.user, old.user, new.user]
+    else:
+        assert order == [old.user, new.user, broken.user]
