@@ -346,7 +346,7 @@ def test_an_owed_listing_delivers_a_message_without_a_marker_on_its_page(
             await idle.open()
             room = idle.engine.rooms[rooms[0]]
             room.last_safety = clock.now  # listed just now: its next one 4 hours on
-            now = int(time.time() * 1000)
+            now = int(clock.module.time() * 1000)  # the poller's wall clock
             t = max(now - 180_000, now - now % DAY_MS)  # a settled marker, of today
             owed = _empty_segment(store, rooms[0], utc_date(t), t, 1)
             _marker(store, rooms[0], t, owed)

@@ -437,7 +437,8 @@ def test_junk_named_as_segments_on_an_owed_page_is_read_a_few_at_a_time(
             counts, junk_read, owed, padding, at = [], [], [], set(), 0
             for i in range(int(3 * 3600 / CONFIG.idle_interval)):  # 3 hours idle
                 if i % every == 0:  # each marker after the last (3 minutes ago, settled)
-                    at = max(at + 1, int(time.time() * 1000) - 180_000)
+                    wall = int(clock.module.time() * 1000)  # the poller's wall clock
+                    at = max(at + 1, wall - 180_000)
                     owed.append(_junk_segment(store, rooms[0], at, i))
                     padding.update(_named_as_segments(store, owed[-1], 999))
                 before = len(idle.bucket.read)
