@@ -114,6 +114,11 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
     async with ChatClient.session(
         storage, identity=signer, displayname=displayname, start=True, listener=listener
     ) as client:
+        # Someone watches this room live: it is the room on screen with the window in
+        # front, as the app's focused window is (polled often, listed whole every 15
+        # minutes: docs/SCHEDULING.md). Left unfocused, a terminal chat was served as a
+        # window behind others: its room listed at most 30 pages, every 4 hours.
+        client.set_window_focused(True)
         ref = client.room(room_id)
         stale = ""
         reading: asyncio.Task[None] | None = None

@@ -1004,6 +1004,9 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     seconds = interactive_deadline()
     reading: list[asyncio.Task[None]] = []  # --follow: the room read on in the background
     async with ChatClient.session(storage, start=args.follow, listener=listener) as client:
+        # Following, someone watches the room live: on screen with the window in front,
+        # as ``chat`` (not a window behind others: its room listed at most 30 pages).
+        client.set_window_focused(args.follow)
         ref = client.room(room_id)
         sid = ref.storage_id
         try:

@@ -141,6 +141,16 @@ lists one page of the day folder from just before a segment owed. It listed the 
 newest days whole, as a safety listing: a member who filled them with 190,000 junk names
 and wrote an empty segment every 16 minutes made every reader list 380 pages each time,
 977 requests an hour (red team rt94). What is left is owed on."""
+OWED_OTHERS_MAX = 4
+"""Segments one owed listing reads at most besides those it owes (``_list_owed``): new
+names of the room on the pages it took anyway — a writer that makes no activity markers
+(PROTOCOL.md section 15) waited for the room's next safety listing, hours behind other
+windows. At most this many at once per storage, saved up (``Poller.owed_others``), so
+that a page of junk named as segments costs a few reads, not a page of them."""
+OWED_OTHERS_PER_HOUR = 8
+"""Reads per hour per storage that ``OWED_OTHERS_MAX`` is refilled at: with it, what
+owed listings read besides what they owe costs a storage at most 12 requests in any
+hour (docs/SCHEDULING.md, "What an idle storage costs")."""
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 REREADS = 2  # a hint read that got nothing and was named again meanwhile: read again
 NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh lists too
@@ -268,6 +278,11 @@ class Poller:
         # ``marker_budget``, newest named first)
         self._hints: dict[str, dict[str, bool]] = {}
         self.marker_budget = HintBudget(HINTS_PER_MINUTE)
+        # The reads owed listings may make of other new segments on their pages
+        # (``OWED_OTHERS_MAX``), by this module's clock (tests move it on).
+        self.owed_others = Budget(
+            OWED_OTHERS_MAX, OWED_OTHERS_PER_HOUR / 3600.0, clock=lambda: time.monotonic()
+        )
         self._safety: dict[str, asyncio.Task[int]] = {}
         self._safety_told: set[str] = set()  # rooms whose pass was said to be left out
         self._safety_slots = asyncio.Semaphore(SAFETY_AT_ONCE)
@@ -1275,7 +1290,7 @@ class Poller:
         newest, room.owed_newest = room.owed_newest, False
         room.owed_paths.clear()
         covered: dict[str, ObjectInfo | None] = {}  # owed path -> as listed (None: not there)
-        shown_newest: list[ObjectInfo] = []  # what the newest days' pages showed
+        on_pages: dict[str, ObjectInfo] = {}  # the segments the pages showed, in their order
         pages, i = 0, 0
         try:
             if newest:
@@ -1284,13 +1299,17 @@ class Poller:
                 days = await self._engine._serially(room.known_days, held, room=room_id)
                 for date in newest_days({*days, utc_date(now_ms)}, now_ms):
                     folder = f"{logs_prefix(room_id)}{date}/"
-                    shown_newest.extend(await self._list_after_held(room, folder, held))
+                    for item in await self._list_after_held(room, folder, held):
+                        on_pages.setdefault(item.path, item)
                     pages += 1
                 newest = False  # looked at
             while i < len(owed) and pages < OWED_PAGES_MAX and not self._engine._dropped(room):
                 folder = owed[i].rpartition("/")[0] + "/"
                 listed, more = await self._backfill.list_first(folder, owed[i][:-1], LISTING_PAGE)
                 pages += 1
+                for item in listed:
+                    if _is_segment(item):
+                        on_pages.setdefault(item.path, item)
                 last = listed[-1].path if listed else None
                 shown = {item.path: item for item in listed}
                 reached = i
@@ -1316,13 +1335,15 @@ class Poller:
         if left:  # the pages did not reach them: owed on, on the same back-off
             room.owed_paths.update(dict.fromkeys(left))
             self._owed_due(room)
-        for item in shown_newest:
-            covered.setdefault(item.path, item)
+        for path in left:  # on a newest day's page: read (and owed on, as before)
+            if path in on_pages:
+                covered[path] = on_pages[path]
         new = [
             item
             for item in covered.values()
             if item is not None and not room.holds(item) and item.path not in self._reading
         ]
+        new.extend(self._others_shown(room, on_pages, covered))
         gone = [path for path, item in covered.items() if item is None]
         failed: dict[str, str] = {}
         fetched = await self._backfill.download(room, new, failed) if new else []
@@ -1339,6 +1360,36 @@ class Poller:
             shown_room = room_id == self._engine.focused
             kept = await self._keep(room, fetched, failed, shown=shown_room, audit=audit)
         return len(fetched) if kept else 0
+
+    def _others_shown(
+        self, room: RoomState, shown: dict[str, ObjectInfo], covered: dict[str, ObjectInfo | None]
+    ) -> list[ObjectInfo]:
+        """Of the segments an owed listing's pages showed (``shown``, in their order), the
+        new ones it does not owe (``covered``): a writer that makes no activity markers
+        (the reference implementation, older clients) waited for the room's next safety
+        listing, hours behind other windows, while the page that showed its message was
+        paid for. As many as ``owed_others`` allows (``OWED_OTHERS_MAX`` at most, a few
+        an hour), the first on the pages first; the rest are left to the room's
+        listings: a page of junk named as segments costs a few reads, not a page."""
+        others = [
+            item
+            for path, item in shown.items()
+            if path not in covered and not room.holds(item) and path not in self._reading
+        ]
+        taken: list[ObjectInfo] = []
+        for item in others:
+            if not self.owed_others.take():
+                log.debug(
+                    "room %s: %d new segment(s) an owed listing showed are left to the "
+                    "room's listings (at most %d a time, %d an hour)",
+                    room.room_id,
+                    len(others) - len(taken),
+                    OWED_OTHERS_MAX,
+                    OWED_OTHERS_PER_HOUR,
+                )
+                break
+            taken.append(item)
+        return taken
 
     async def refresh(self, room_id: str) -> None:
         """``SyncEngine.refresh``: late deliveries land in the newest two days; older

@@ -82,18 +82,22 @@ class StillWritingError(StorageError):
 class Budget:
     """A token bucket: ``capacity`` at most, refilled at ``per_second``, full at first.
     What a hostile member or service may make the engine spend (seconds of waiting,
-    reads of the bucket) is drawn from one."""
+    reads of the bucket) is drawn from one. ``clock``: the monotonic clock it refills by
+    (the poller's own, which its tests move on)."""
 
-    __slots__ = ("_at", "_left", "capacity", "per_second")
+    __slots__ = ("_at", "_clock", "_left", "capacity", "per_second")
 
-    def __init__(self, capacity: float, per_second: float) -> None:
+    def __init__(
+        self, capacity: float, per_second: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.capacity = capacity
         self.per_second = per_second
+        self._clock = clock
         self._left = capacity
-        self._at = time.monotonic()
+        self._at = clock()
 
     def _refill(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self._left = min(self.capacity, self._left + (now - self._at) * self.per_second)
         self._at = now
 

@@ -330,3 +330,41 @@ def test_an_owed_segment_of_today_dropped_from_a_full_list_is_found_by_a_page_of
             await idle.engine.close()
 
     asyncio.run(run())
+
+
+def test_an_owed_listing_delivers_a_message_without_a_marker_on_its_page(
+    tmp_path: Path,
+    clock: Clock,  # noqa: F811
+) -> None:
+    """Review (rev1 #2): a member's empty segment with its marker makes the room owe a
+    listing, whose page (from just before that segment) also shows an honest message
+    written after it without a marker (the reference implementation). The owed listing
+    read only what it owed: the message waited for the room's next safety listing, 4
+    hours on behind other windows. Now it takes the new segments on the page it paid
+    for too (a few: ``OWED_OTHERS_MAX``), and the message arrives with it."""
+
+    async def run() -> None:
+        store = tmp_path / "store"
+        rooms = await _rooms(store, 1)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            room = idle.engine.rooms[rooms[0]]
+            room.last_safety = clock.now  # listed just now: its next one 4 hours on
+            now = int(clock.module.time() * 1000)  # the poller's wall clock
+            t = max(now - 180_000, now - now % DAY_MS)  # a settled marker, of today
+            owed = _empty_segment(store, rooms[0], utc_date(t), t, 1)
+            _marker(store, rooms[0], t, owed)
+            honest = await _honest_send(store, rooms[0], "no marker for this one")
+            assert honest > owed  # on the page from just before the owed segment
+            rounds = 0
+            while honest not in room.known and rounds < 4:  # 3 minutes
+                await idle.round()
+                rounds += 1
+            assert honest in room.known, (rounds, owed in room.known)
+            assert owed in room.known and not room.owed_paths
+            assert not any(idle.listed)  # by the owed listing, not the safety listing
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())

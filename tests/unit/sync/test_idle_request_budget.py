@@ -33,7 +33,7 @@ from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import poller
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.outbox import Outbox
-from bucket_chat_desktop.sync.poller import OWED_PAGES_MAX
+from bucket_chat_desktop.sync.poller import OWED_OTHERS_MAX, OWED_OTHERS_PER_HOUR, OWED_PAGES_MAX
 from bucket_chat_desktop.sync.schedule import SAFETY_BURST, background_period
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 
@@ -55,6 +55,7 @@ class Bucket(Storage):
         self.requests = 0
         self.padding: dict[str, int] = {}  # folder -> junk names in it
         self.listings: Counter[str] = Counter()
+        self.read: list[str] = []  # every object read, in order
 
     def _padded(self, prefix: str, items: list[ObjectInfo], after: str | None) -> list[ObjectInfo]:
         self.listings[prefix] += 1
@@ -72,6 +73,7 @@ class Bucket(Storage):
 
     async def get(self, path: str, *, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
         self.requests += 1
+        self.read.append(path)
         return await self.inner.get(path, max_bytes=max_bytes)
 
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
@@ -393,6 +395,65 @@ def test_a_junk_segment_every_quarter_hour_does_not_make_a_padded_room_list_all_
                 await idle.round()  # the last one's owed listing, 16 minutes on
             assert all(path in room.known for path in junk)  # read by the owed listings
             assert not room.unread and not room.owed_paths and room.listing_owed_at is None
+            assert not any(idle.listed)  # no safety listing of the room
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
+
+
+def _named_as_segments(store: Path, owed: str, names: int) -> list[str]:
+    """A member's junk named as segments are, holding no event: ``names`` empty objects
+    in the day folder of segment ``owed``, sorting right after it, so that every one of
+    them is on the page an owed listing of ``owed`` takes (from just before it)."""
+    folder, _, name = owed.rpartition("/")
+    stem = name.removesuffix(".jsonl")
+    paths = [f"{folder}/{stem}z{k:04d}.jsonl" for k in range(names)]
+    for path in paths:
+        (store / path).write_bytes(b"{}\n")
+    return paths
+
+
+def test_junk_named_as_segments_on_an_owed_page_is_read_a_few_at_a_time(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """An owed listing also reads the room's other new segments on the page it took (a
+    writer without activity markers: ``Poller._others_shown``). A member who writes an
+    empty segment with its marker every 16 minutes (the room owes a listing for each)
+    and 999 empty objects named as segments right after it (the rest of that page) must
+    not make every reader read a page of objects each time: at most ``OWED_OTHERS_MAX``
+    a time, ``OWED_OTHERS_PER_HOUR`` an hour more, per storage. Unbounded, that was 999
+    reads per owed listing, about 4,000 an hour; the owed segments are all read."""
+    store = tmp_path / "store"
+
+    async def run() -> None:
+        rooms = await _rooms(store, 2)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            for state in idle.engine.rooms.values():
+                state.last_safety = clock.now  # both listed just now: none due by pace
+            every = int(16 * 60 / CONFIG.idle_interval) + 1  # rounds between junk segments
+            counts, junk_read, owed, padding, at = [], [], [], set(), 0
+            for i in range(int(3 * 3600 / CONFIG.idle_interval)):  # 3 hours idle
+                if i % every == 0:  # each marker after the last (3 minutes ago, settled)
+                    wall = int(clock.module.time() * 1000)  # the poller's wall clock
+                    at = max(at + 1, wall - 180_000)
+                    owed.append(_junk_segment(store, rooms[0], at, i))
+                    padding.update(_named_as_segments(store, owed[-1], 999))
+                before = len(idle.bucket.read)
+                counts.append(await idle.round())
+                junk_read.append(sum(p in padding for p in idle.bucket.read[before:]))
+            hourly = _hours(counts)
+            assert max(hourly) <= BUDGET, hourly  # unbounded: 4,088 in the first hour
+            most = OWED_OTHERS_MAX + OWED_OTHERS_PER_HOUR  # a full budget, and an hour's
+            assert max(_hours(junk_read)) <= most, _hours(junk_read)
+            assert max(junk_read) <= OWED_OTHERS_MAX, junk_read  # one owed listing's
+            assert sum(junk_read) > 0  # taken as they come: read, a few at a time
+            room = idle.engine.rooms[rooms[0]]
+            for _ in range(int(16 * 60 / CONFIG.idle_interval) + 1):
+                await idle.round()  # the last one's owed listing, 16 minutes on
+            assert all(path in room.known for path in owed)  # the owed ones: all read
             assert not any(idle.listed)  # no safety listing of the room
         finally:
             await idle.engine.close()
