@@ -131,22 +131,23 @@ async def test_a_listing_that_never_ends_is_refused_and_the_storage_works_after(
     thousand objects each time, or the same token again — is followed to a bound, not for
     ever (the listing held every page in memory while it went on). The listing fails
     with a reason; nothing of it is used; the real listing works once the service
-    behaves. (The bound is lowered to 5,000 objects: botocore takes ~0.1 s to parse
-    each forged page of a thousand, Azure's SDK 0.4-0.9 s; six pages, each with a new
-    token, reach the bound as twenty-one did.)"""
+    behaves. (The bound is lowered to 500 objects and the forged pages hold a hundred:
+    botocore takes ~0.1 s to parse a page of a thousand, Azure's SDK 0.4-0.9 s, and the
+    bound counts objects whatever a page holds; six pages, each with a new token, reach
+    the bound as they did at 5,000 objects in pages of a thousand.)"""
     from bucket_chat_desktop.storage import cloud
 
-    monkeypatch.setattr(cloud, "LIST_MAX_OBJECTS", 5_000)
+    monkeypatch.setattr(cloud, "LIST_MAX_OBJECTS", 500)
     kind = proxied.stores.kind
     real = proxied.stores.new()
     await real.put_if_absent("rooms/r/logs/2026-01-05/one.jsonl", b"x")
     store = proxied.storage()
 
-    rule = proxied.proxy.stall(LIST_REQUEST[kind], answer=endless_pages(kind, 1000))
+    rule = proxied.proxy.stall(LIST_REQUEST[kind], answer=endless_pages(kind, 100))
     with pytest.raises(StorageError) as caught:
         await asyncio.wait_for(store.list_objects("rooms/r/logs/2026-01-05/"), GUARD)
     assert not isinstance(caught.value, StorageOfflineError)  # it answered: no retry helps
-    assert "more than 5,000 objects" in str(caught.value)
+    assert "more than 500 objects" in str(caught.value)
     assert "broken or hostile" in str(caught.value)
     assert len(rule.hits) == 6  # then it stopped asking
 
