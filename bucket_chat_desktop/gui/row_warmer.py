@@ -47,19 +47,22 @@ class RowWarmer(QObject):
         self._delegate = delegate
         self._ahead: list[str] = []  # the rooms measured ahead, in the list's order
         self._watched: set[str] = set()  # rooms whose model's changes are followed
+        self._keys: dict[QObject, str] = {}  # ... and their models
         self._dirty: dict[str, None] = {}  # rooms to measure, in order
         self._walk: tuple[str, int] | None = None  # the room being measured, its next row
         self._timer = QTimer(self)
         self._timer.setInterval(0)  # a batch per turn of the loop, while there is work
         self._timer.timeout.connect(self.turn)
+        self._first = 0  # the room list's row of the first of them
         rooms = controller.rooms
-        for signal in (
-            rooms.rowsInserted,
-            rooms.rowsRemoved,
-            rooms.modelReset,
-            rooms.dataChanged,  # a room's preview: its rows came or changed
-        ):
-            signal.connect(self._look)
+        # Only a change at or above the rooms on screen can change which they are or
+        # bring their rows (a room's preview changes as its rows come): thousands of
+        # rooms updated at a start cost a comparison each, not a look.
+        # (Bound methods only: a connection ends with this object, never calls it dead.)
+        rooms.dataChanged.connect(self._on_rooms_changed)
+        rooms.rowsInserted.connect(self._on_rooms_moved)
+        rooms.rowsRemoved.connect(self._on_rooms_moved)
+        rooms.modelReset.connect(self._look)
         room_list.verticalScrollBar().valueChanged.connect(self._look)
         controller.current_changed.connect(self._look)
         delegate.sizing_changed.connect(self._all_again)
@@ -70,11 +73,19 @@ class RowWarmer(QObject):
         """Nothing is left to measure (tests, benchmarks)."""
         return not self._timer.isActive()
 
+    def _on_rooms_changed(self, top: QModelIndex, bottom: QModelIndex, *_: Any) -> None:
+        if top.row() < self._first + AHEAD_ROOMS and bottom.row() >= self._first:
+            self._look()
+
+    def _on_rooms_moved(self, _parent: QModelIndex, first: int, _last: int) -> None:
+        if first < self._first + AHEAD_ROOMS:  # rooms in or out above the last one shown
+            self._look()
+
     def _look(self, *_: Any) -> None:
         """Which rooms are on screen in the room list now: follow their models."""
         rooms = self._controller.rooms
         top = self._list.indexAt(QPoint(1, 1))
-        first = top.row() if top.isValid() else 0
+        first = self._first = top.row() if top.isValid() else 0
         keys = [
             str(rooms.index(row).data(RoomRoles.Key))
             for row in range(first, min(rooms.rowCount(), first + AHEAD_ROOMS))
@@ -87,22 +98,22 @@ class RowWarmer(QObject):
             if model is None:
                 continue  # none yet: its rows will come with a change of its room's item
             self._watched.add(key)
-
-            def changed(*_: Any, key: str = key) -> None:
-                self._mark(key)
-
-            def layout_changed(
-                first: QModelIndex, last: QModelIndex, roles: Any = (), key: str = key
-            ) -> None:
-                # as the view: only a change of what a row's height depends on
-                if not roles or int(Roles.Layout) in [int(r) for r in roles]:
-                    self._mark(key)
-
-            model.modelReset.connect(changed)
-            model.rowsInserted.connect(changed)
-            model.rowsRemoved.connect(changed)
-            model.dataChanged.connect(layout_changed)
+            self._keys[model] = key
+            model.modelReset.connect(self._on_rows)
+            model.rowsInserted.connect(self._on_rows)
+            model.rowsRemoved.connect(self._on_rows)
+            model.dataChanged.connect(self._on_rows_changed)
             self._mark(key)
+
+    def _on_rows(self, *_: Any) -> None:
+        key = self._keys.get(self.sender())
+        if key is not None:
+            self._mark(key)
+
+    def _on_rows_changed(self, _first: QModelIndex, _last: QModelIndex, roles: Any = ()) -> None:
+        # as the view: only a change of what a row's height depends on
+        if not roles or int(Roles.Layout) in [int(r) for r in roles]:
+            self._on_rows()
 
     def _mark(self, key: str) -> None:
         if key in self._ahead and key != self._controller.current:
