@@ -90,9 +90,11 @@ class RowWarmer(QObject):
             str(rooms.index(row).data(RoomRoles.Key))
             for row in range(first, min(rooms.rowCount(), first + AHEAD_ROOMS))
         ]
-        self._ahead = keys
+        before, self._ahead = set(self._ahead), keys
         for key in keys:
             if key in self._watched:
+                if key not in before:  # back in view: what changed meanwhile was not measured
+                    self._mark(key)
                 continue
             model = self._controller.made_timeline(key)
             if model is None:
