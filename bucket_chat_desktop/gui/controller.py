@@ -408,6 +408,12 @@ class Controller(QObject):
             room.timeline.set_doubted(self.doubted_elsewhere(key))
         return room.timeline
 
+    def made_timeline(self, key: str) -> TimelineModel | None:
+        """The room's timeline model if one was made (``timeline`` makes one): for what
+        looks at rooms without feeding them (``RowWarmer``)."""
+        room = self._rooms.get(key)
+        return room.timeline if room is not None else None
+
     def _new_timeline(self) -> TimelineModel:
         model = TimelineModel(self.identity.public_key_b64, self)
         model.own_user = self.identity.user_id

@@ -45,6 +45,7 @@ from .audit.explanations import explain
 from .controller import PARTIAL_READ, Controller
 from .models.rooms_model import RoomRoles
 from .models.timeline_model import Roles, TimelineModel
+from .row_warmer import RowWarmer
 from .safe import guard
 from .style import TRUST_COLORS, WARNING_MARK
 from .widgets.composer import Composer, local_files
@@ -397,6 +398,9 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([290, 810])
         self.setCentralWidget(splitter)
+        # The rows of the rooms on screen in the list are measured before a switch to
+        # them, a few per turn of the loop (docs/SCHEDULING.md).
+        self.row_warmer = RowWarmer(controller, self.room_list, self.delegate, self)
 
         c = controller
         c.current_changed.connect(self._on_current_changed)

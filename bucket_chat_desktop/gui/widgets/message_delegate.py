@@ -14,7 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import (
     QAbstractTextDocumentLayout,
     QColor,
@@ -143,9 +152,14 @@ class MessageDelegate(SafeDelegate):
     "This message could not be shown: <why>" and never takes the app down."""
 
     failure_text = "This message could not be shown"
+    # The width or font the view lays rows out at changed: rows of rooms not shown that
+    # were measured ahead are measured again (``gui/row_warmer.py``).
+    sizing_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # The width, font key and font the view last laid rows out at (``sizing``).
+        self._sizing: tuple[int, str, QFont] | None = None
         # a body's document, the part of the body it holds, why it holds it as plain
         # text (or ""), and whether because formatted it was wider than the row (``_doc``)
         self._docs: OrderedDict[tuple[str, str, str], tuple[QTextDocument, Shown, str, bool]] = (
@@ -380,10 +394,39 @@ class MessageDelegate(SafeDelegate):
         means (``regions``, which painting uses too)."""
         return self.regions(index, rect, font).attachment
 
+    def sizing(self) -> tuple[int, QFont] | None:
+        """The width and font the view last laid rows out at (None before its first
+        layout): a row measured at them (``measure_ahead``) is not measured again when
+        the view lays it out."""
+        return None if self._sizing is None else (self._sizing[0], self._sizing[2])
+
+    def measure_ahead(self, index: Index) -> bool:
+        """Measure the row ``index`` (of any timeline model) at the view's last width and
+        font, as the view would lay it out: its size is then cached for a switch to its
+        room. False when the view has laid nothing out yet."""
+        if self._sizing is None:
+            return False
+        width, _, font = self._sizing
+        option = QStyleOptionViewItem()
+        option.rect = QRect(0, 0, width, 100)
+        option.font = font
+        self.sizeHint(option, index)
+        return True
+
     def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        width = option.rect.width() or 600
+        # Qt also asks a row or two without a width at each layout (an empty rectangle):
+        # those are answered at the width rows are laid out at, not a fixed one — a row
+        # measured at two widths was measured again at every layout, and rows measured
+        # ahead would have been measured at a width no layout uses.
+        width = option.rect.width()
+        font_key = option.font.key()
+        if width <= 0:
+            width = self._sizing[0] if self._sizing is not None else 600
+        elif self._sizing is None or self._sizing[:2] != (width, font_key):
+            self._sizing = (width, font_key, QFont(option.font))
+            self.sizing_changed.emit()
         layout = index.data(Roles.Layout)
-        valid = (layout, width, option.font.key(), self._is_first_unread(index))
+        valid = (layout, width, font_key, self._is_first_unread(index))
         known = self._sizes.get(layout[:2])
         if known is not None and known[0] == valid:
             return QSize(known[1])

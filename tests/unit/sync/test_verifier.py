@@ -30,6 +30,7 @@ from bucket_chat_desktop.protocol.segment import MAX_BAD_LINES
 from bucket_chat_desktop.storage.base import DEFAULT_MAX_READ, ObjectInfo
 from bucket_chat_desktop.storage.local import LocalStorage
 from bucket_chat_desktop.sync import backfill as backfill_module
+from bucket_chat_desktop.sync import verifier as verifier_module
 from bucket_chat_desktop.sync.engine import SyncConfig, SyncEngine
 from bucket_chat_desktop.sync.verifier import SegmentVerifier
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
@@ -136,6 +137,39 @@ def test_a_worker_that_stops_costs_only_its_segment_and_the_pool_starts_again() 
             unpack(packed, ROOM).decoded.findings
             == prepare_segment(path, data, ROOM).decoded.findings
         )
+
+
+def test_the_workers_run_at_a_background_priority_also_after_a_restart() -> None:
+    """On two cores, workers starting and checking a back-fill at the app's own priority
+    took the cores from the GUI thread as the back-fill began (docs/SCHEDULING.md): each
+    runs ``BACKGROUND_NICE`` steps nicer than the app, as the pool starts it — warmed,
+    started by the first segment, or started again after one stopped."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    wanted = min(19, own + verifier_module.BACKGROUND_NICE)
+    cases = segment_bytes(3)
+
+    def priorities(verifier: SegmentVerifier) -> list[int]:
+        return [os.getpriority(os.PRIO_PROCESS, pid) for pid in verifier.pids()]
+
+    async def go() -> tuple[list[int], list[int], list[int]]:
+        warmed, started = SegmentVerifier(2), SegmentVerifier(2, work=dies_on_marker)
+        try:
+            warmed.warm()
+            got = await asyncio.gather(*(started.prepare(p, d, ROOM) for p, d in cases))
+            assert not any(isinstance(g, str) for g in got)
+            first = priorities(started)
+            await started.prepare(cases[0][0], b"KILL\n", ROOM)  # stops a worker
+            await started.prepare(*cases[1], ROOM)  # in the pool started again
+            assert started.restarts >= 1
+            return priorities(warmed), first, priorities(started)
+        finally:
+            warmed.close()
+            started.close()
+
+    warmed, first, restarted = asyncio.run(go())
+    assert warmed and first and restarted
+    assert set(warmed) == set(first) == set(restarted) == {wanted}
+    assert wanted > own
 
 
 def test_a_worker_that_raises_names_the_segment_at_once() -> None:
