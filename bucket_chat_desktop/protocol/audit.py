@@ -1669,36 +1669,18 @@ class RoomLedger:
         shown, codes = self._assess(
             rows, authorized, reported, findings, complete, trust, self._verdicts
         )
-        timeline = Timeline(
-            self,
-            shown,
-            codes,
-            self._verdicts.pairs,
-            late=late,
-            repeated=frozenset(repeated),
-            complete=complete,
-        )
-        for c in held:
-            findings.append(_held_finding(c))
-        witnessed = (
-            _check_witnesses(chained, bound, tips, after, horizon, findings)
-            if after is not None
-            else _Witnessed()
-        )
-        last_row = rows[-1][0] if rows else (-1, "", 0)
         tail = [r[0] for r in rows[-_TAIL_KEPT:]]
         return self._finish(
-            timeline,
+            (shown, codes, late, repeated),
+            held,
             invalid,
             findings,
             pending[0],
             (tips, bound, authorized, reported, trust),
-            (last_row, tail),
+            tail,
+            None if after is None else (chained, after, None),
             complete,
             horizon,
-            held,
-            late,
-            witnessed,
         )
 
     def try_append(self, added: list[_Copy], now_ms: int | None = None) -> list[Assessed] | None:
@@ -2054,50 +2036,29 @@ class RoomLedger:
         codes = _assess_rows(
             store, order, problems, authorized, reported, findings, complete, trust, self._verdicts
         )
-        timeline = Timeline(
-            self,
-            array("I", order),
-            codes,
-            self._verdicts.pairs,
-            late=late,
-            repeated=frozenset(repeated),
-            complete=complete,
-        )
-        for c in held:
-            findings.append(_held_finding(c))
-        witnessed = _Witnessed()
+        witness: _WitnessCheck | None = None
         if chains.after is not None:
             kept = store._witnesses  # only witnesses with an entry a reader reads
             witnesses = [chains.copy(r) for r in chained if r in kept] if kept else []
-            witnessed = _check_witnesses(
-                witnesses,
-                bound,
-                tips,
-                chains.after,
-                horizon,
-                findings,
-                lambda named: chains.around(named, witnesses),
-            )
-        order_key = chains.order_key
-        last_row = order_key(order[-1]) if order else (-1, "", 0)
-        tail = [order_key(r) for r in order[-_TAIL_KEPT:]]
+            witness = (witnesses, chains.after, lambda named: chains.around(named, witnesses))
+        tail = [chains.order_key(r) for r in order[-_TAIL_KEPT:]]
         return self._finish(
-            timeline,
+            (array("I", order), codes, late, repeated),
+            held,
             invalid,
             findings,
             chains.pending,
             (tips, bound, authorized, reported, trust),
-            (last_row, tail),
+            tail,
+            witness,
             complete,
             horizon,
-            held,
-            late,
-            witnessed,
         )
 
     def _finish(
         self,
-        timeline: Timeline,
+        shown: tuple[array[int], array[int], dict[int, int], set[str]],
+        held: list[_Copy],
         invalid: list[Assessed],
         findings: list[Finding],
         pending: int,
@@ -2108,19 +2069,39 @@ class RoomLedger:
             set[tuple[str, str]],
             _Trust,
         ],
-        order: tuple[tuple[int, str, int], list[tuple[int, str, int]]],
+        tail: list[tuple[int, str, int]],
+        witness: _WitnessCheck | None,
         complete: bool,
         horizon: int,
-        held: list[_Copy],
-        late: dict[int, int],
-        witnessed: _Witnessed,
     ) -> AuditResult:
-        """The result of a full audit, over copies (``_audit``) or over rows
-        (``_audit_rows``) alike, and what the next appends start from (``_Tips``):
-        ``walked`` the chain tips, bound keys, authorised keys, reported findings and the
-        trust walk; ``order`` the last row's order key and the tail of order keys kept."""
+        """The end of a full audit, over copies (``_audit``) or over rows
+        (``_audit_rows``) alike: its timeline, the held rows' findings, the witnesses'
+        check, the result, and what the next appends start from (``_Tips``). ``shown``
+        the shown rows (numbers of the store's copies) in order, their verdict codes, the
+        rows placed later than their own dates and the ids with good copies under two
+        keys; ``walked`` the chain tips, bound keys, authorised keys, reported findings
+        and the trust walk; ``tail`` the order keys of the last shown rows kept
+        (``_TAIL_KEPT``); ``witness`` what ``_check_witnesses`` reads (None: the history
+        is not complete, nothing checked). Findings are added in that order: the held
+        rows', then the witnesses'."""
+        rows, codes, late, repeated = shown
         tips, bound, authorized, reported, trust = walked
-        last_row, tail = order
+        timeline = Timeline(
+            self,
+            rows,
+            codes,
+            self._verdicts.pairs,
+            late=late,
+            repeated=frozenset(repeated),
+            complete=complete,
+        )
+        for c in held:
+            findings.append(_held_finding(c))
+        witnessed = _Witnessed()
+        if witness is not None:
+            witnesses, after, around = witness
+            witnessed = _check_witnesses(witnesses, bound, tips, after, horizon, findings, around)
+        last_row = tail[-1] if tail else (-1, "", 0)  # the last shown row's order key
         invalid.sort(key=lambda a: place_order(a.path, a.line))
         result = AuditResult(
             self.room_id,
@@ -3185,6 +3166,12 @@ def witness_entries(witness: object, own_key: str | None) -> list[tuple[str, str
         and _packed_hash(key) is not None
         and _packed_hash(seen) is not None
     ]
+
+
+_WitnessCheck = tuple[list[_Copy], Mapping[str, int], Callable[[set[str]], list[_Copy]] | None]
+"""What a full audit's witness check reads (``_check_witnesses``): the copies whose
+witnesses are read, every event's hash with the earliest date after it in its chain, and
+how to find the copies around some hashes (None: among those copies)."""
 
 
 def _check_witnesses(
