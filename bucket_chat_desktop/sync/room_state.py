@@ -595,6 +595,21 @@ def witness_order_of(rows: Iterable[tuple[Event, TrustState]], key_text: str) ->
     first: dict[str, int] = {}
     trusted: dict[str, bool] = {}
     named: set[str] = set()
+    _take_rows(rows, tips, first, trusted, {key_text: named})
+    own = tips.get(key_text)
+    return _ranked(tips, named, own.timestamp_ms if own else None, first, trusted)
+
+
+def _take_rows(
+    rows: Iterable[tuple[Event, TrustState]],
+    tips: dict[str, Event],
+    first: dict[str, int],
+    trusted: dict[str, bool],
+    witnessed: dict[str, set[str]],
+) -> None:
+    """Of ``rows`` (display order, each once): each key's newest event (to the end of
+    ``tips``: the most recently active last), earliest date, verdict of its newest, and
+    what the witnesses of the keys in ``witnessed`` named."""
     for ev, state in rows:
         key = ev.sender_key
         if not key:
@@ -605,10 +620,9 @@ def witness_order_of(rows: Iterable[tuple[Event, TrustState]], key_text: str) ->
         if when is None or ev.timestamp_ms < when:
             first[key] = ev.timestamp_ms
         trusted[key] = state is TrustState.VERIFIED
-        if key == key_text and WITNESS_FIELD in ev.raw:
+        named = witnessed.get(key)
+        if named is not None and WITNESS_FIELD in ev.raw:
             named.update(k for k, _ in witness_entries(ev.raw[WITNESS_FIELD], key))
-    own = tips.get(key_text)
-    return _ranked(tips, named, own.timestamp_ms if own else None, first, trusted)
 
 
 @dataclass(slots=True)
@@ -636,24 +650,11 @@ class SendScan:
     witnessed: dict[str, set[str]] = field(default_factory=dict)
 
     def _take(self, rows: Sequence[Assessed]) -> None:
-        """Each key's newest event (to the end of ``tips``: the most recently active
-        last), earliest date, verdict and own witnesses, of ``rows`` (display order, each
-        once): one pass, since each row of a ``Timeline`` is made when it is read."""
-        tips, first, trusted, witnessed = self.tips, self.first, self.trusted, self.witnessed
-        for a in rows:
-            ev = a.event
-            key = ev.sender_key
-            if not key:
-                continue
-            tips.pop(key, None)
-            tips[key] = ev
-            when = first.get(key)
-            if when is None or ev.timestamp_ms < when:
-                first[key] = ev.timestamp_ms
-            trusted[key] = a.state is TrustState.VERIFIED
-            named = witnessed.get(key)
-            if named is not None and WITNESS_FIELD in ev.raw:
-                named.update(k for k, _ in witness_entries(ev.raw[WITNESS_FIELD], key))
+        """Each key's newest event, earliest date, verdict and own witnesses, of ``rows``
+        (display order, each once; ``_take_rows``): one pass, since each row of a
+        ``Timeline`` is made when it is read."""
+        pairs = ((a.event, a.state) for a in rows)
+        _take_rows(pairs, self.tips, self.first, self.trusted, self.witnessed)
 
     def catch_up(self) -> None:
         new = self.result.timeline[self.seen :]

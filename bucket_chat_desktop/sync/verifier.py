@@ -100,6 +100,7 @@ class SegmentVerifier:
             raise RuntimeError("the segment verifier is closed")
         if self._pool is None:
             self._pool = self._new_pool(self.workers)
+            self._lowered.clear()  # a new pool's process may reuse an old one's id
         return self._pool
 
     def warm(self) -> None:
