@@ -110,13 +110,39 @@ class Bucket(Storage):
         await self.inner.close()
 
 
+DAY = 86_400  # seconds
+MIDNIGHT_PAST = 720  # seconds into a UTC day: past the ten minutes after midnight
+
+
 class Clock:
     """The poller's ``time`` module: its monotonic clock is ``now``, moved on by the test
-    (what it compares is only the differences); the wall clock is the real one."""
+    (what it compares is only the differences), and its wall clock moves with it from
+    ``wall_at``: by default 12 minutes into the current UTC day, whatever the time of
+    day the test runs at (its date is today's; at most 12 minutes ahead of the real
+    clock). A test dates what the poller compares with its clock (a marker's
+    publication) by ``wall_ms``.
 
-    def __init__(self) -> None:
+    The poller's wall clock was the real one, standing nearly still while the rounds ran
+    hours on: begun in the ten minutes after UTC midnight, every round of a test listed
+    yesterday's marker folder too (``Poller._poll_markers``) — 160 marker listings an
+    hour instead of the 13 more of that one hour — and the budget checks failed
+    (185-206 requests an hour) at that time of day only. A test of 24 hours or more
+    meets a midnight at the same point of its run, whenever it runs."""
+
+    def __init__(self, wall_at: float | None = None) -> None:
         self.now = time.monotonic()
-        self.module = types.SimpleNamespace(monotonic=lambda: self.now, time=time.time)
+        self._began = self.now
+        if wall_at is None:
+            wall_at = time.time() // DAY * DAY + MIDNIGHT_PAST
+        self.wall_at = wall_at
+        self.module = types.SimpleNamespace(monotonic=lambda: self.now, time=self.wall)
+
+    def wall(self) -> float:
+        """The poller's wall clock (UTC seconds): as far on from ``wall_at`` as ``now``."""
+        return self.wall_at + (self.now - self._began)
+
+    def wall_ms(self) -> int:
+        return int(self.wall() * 1000)
 
 
 @pytest.fixture
@@ -383,7 +409,7 @@ def test_a_junk_segment_every_quarter_hour_does_not_make_a_padded_room_list_all_
             counts, junk, at = [], [], 0
             for i in range(int(3 * 3600 / CONFIG.idle_interval)):  # 3 hours idle
                 if i % every == 0:  # each marker after the last (3 minutes ago, settled)
-                    at = max(at + 1, int(time.time() * 1000) - 180_000)
+                    at = max(at + 1, clock.wall_ms() - 180_000)
                     junk.append(_junk_segment(store, rooms[0], at, i))
                 counts.append(await idle.round())
             hourly = _hours(counts)
@@ -413,7 +439,7 @@ def test_an_owed_segment_that_is_gone_is_no_longer_unread(tmp_path: Path, clock:
             await idle.open()
             room = idle.engine.rooms[rooms[0]]
             room.last_safety = clock.now  # listed just now: not due by pace
-            at = int(time.time() * 1000) - 180_000
+            at = clock.wall_ms() - 180_000
             path = _junk_segment(store, rooms[0], at, 1)
             await idle.round()  # the marker: read, not kept, owed
             assert path in room.unread and path in room.owed_paths
