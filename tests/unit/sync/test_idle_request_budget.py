@@ -283,6 +283,72 @@ def test_the_rooms_listings_are_spread_over_their_period(tmp_path: Path, clock: 
     asyncio.run(run())
 
 
+async def _rooms_across(store: Path, count: int, midnight: float) -> list[str]:
+    """Rooms whose segments straddle the UTC midnight ``midnight`` (epoch seconds): each
+    created 10 minutes before it, a message 10 minutes after. Each background listing
+    lists its days and both day folders: 3 requests, the most the budget counts."""
+    local = LocalStorage(store)
+    rooms = [f"room-{i:03d}" for i in range(count)]
+    key = SigningKey(b"\x07" * 32)
+    at = [0]  # the writer's clock (ms)
+    for room in rooms:
+        at[0] = int((midnight - 600) * 1000)
+        writer = RoomWriter(local, room, "bob@x", key, clock=lambda: at[0])
+        await writer.create_room(f"Room {room}", "2026-01-01T00:00:00.000Z")
+        at[0] = int((midnight + 600) * 1000)
+        await writer.send([Draft.text(f"hello in {room}")])
+    return rooms
+
+
+def test_the_hour_across_utc_midnight_stays_within_the_request_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``background_rooms`` (90) rooms, each listed every 4 hours, their listings spread
+    (one due every 160 s), each taking 3 requests (their segments straddle a UTC
+    midnight: the days, and both day folders): 80 marker listings and 67.5 requests of
+    the rooms' listings an hour. In the ten minutes after UTC midnight each round lists
+    yesterday's marker folder too, about 13 requests more that nothing paid for: up to
+    163 in an hour. Now the rooms' listings pay for them around midnight
+    (``SafetyPace.charge``): every hour within 150, and no room listed more than half an
+    hour after its turn.
+
+    The poller's clocks are the test's (``Clock``): three hours from 90 minutes before
+    the UTC midnight that began yesterday, whatever the time of day it runs at."""
+    midnight = (time.time() // DAY - 1) * DAY
+    moved = Clock(wall_at=midnight - 5400)
+    monkeypatch.setattr(poller, "time", moved.module)
+
+    async def run() -> None:
+        rooms = await _rooms_across(tmp_path / "store", CONFIG.background_rooms, midnight)
+        idle = Idle(tmp_path, moved, rooms)
+        try:
+            await idle.open()
+            period = background_period(CONFIG, len(rooms))
+            step = period / len(rooms)
+            for i, room in enumerate(rooms):  # spread: one due every 160 s from now on
+                idle.engine.rooms[room].last_safety = moved.now - period + i * step
+            began, opened = moved.now, Counter(idle.bucket.listings)
+            counts = await _idle_for(idle, 3)
+        finally:
+            await idle.engine.close()
+        days = [utc_date(int((midnight + d) * 1000)) for d in (-1, 1)]
+        listings = idle.bucket.listings - opened
+        for room in [r for r in rooms if idle.listed_at[r]]:  # 3 requests: both days too
+            assert all(listings[f"{logs_prefix(room)}{d}/"] == 1 for d in days), room
+        hourly = [sum(counts[i : i + 80]) for i in range(0, len(counts) - 79, 5)]
+        assert max(hourly) <= BUDGET, hourly  # before: 155-163 for each hour across it
+        assert hourly[0] >= 145  # the hour before: the pace's whole share is taken
+        # each room due in the three hours listed at most half an hour after its turn
+        late = [
+            (idle.listed_at[r][0] if idle.listed_at[r] else moved.now) - began - i * step
+            for i, r in enumerate(rooms)
+            if i * step < moved.now - began
+        ]
+        assert max(late) <= 1800, max(late)
+
+    asyncio.run(run())
+
+
 def _pad(bucket: Bucket, store: Path, room: str, names: int) -> list[str]:
     """A member's junk: ``names`` empty objects with junk names in each of the room's
     newest two days (today and yesterday, UTC), the folders every safety listing of the
