@@ -79,6 +79,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bucket_chat.sync")
 
+MARKER_TAIL_MS = 10 * 60_000
+"""After UTC midnight, how long yesterday's activity folder is listed too: markers of
+writers whose clocks run behind, and those published just before midnight that a bucket
+lists a little later. Each round then costs a request more; the rooms' background
+listings pay for it (``poll_once``, ``SafetyPace.charge``)."""
+DAY_MS = 86_400_000
 MARKER_SETTLE_MS = 2 * 60_000  # only markers at least this old move the marker cursor
 MARKER_AHEAD_MS = HOLD_AHEAD_MS  # markers dated later than this are not listed
 MARKER_NEAR_MS = 10_000
@@ -289,6 +295,8 @@ class Poller:
         # When the rooms' background safety listings may start (``schedule.SafetyPace``):
         # spread over their period, within the storage's idle budget (red team rt75).
         self.safety_pace = SafetyPace()
+        # when a round last paid for the markers' second folder (around UTC midnight)
+        self._midnight_paid_at: float | None = None
         self._junk_told_at = -1e9
 
     def note_activity(self) -> None:
@@ -421,6 +429,7 @@ class Poller:
                 room.listing_owed_at = None
                 owed_now.add(room.room_id)
         listing: StorageError | None = None
+        wall_ms = int(time.time() * 1000)
         try:
             if markers:
                 await self._poll_markers(steps)
@@ -493,6 +502,22 @@ class Poller:
             # not only when the room is next opened; not waited for (it reports itself).
             asked = self._engine.retry_metadata(room) is not None or asked
         self.safety_pace.refill(config, now=now, rooms=len(rooms))
+        if (
+            self._local is None
+            and markers
+            and (wall_ms + MARKER_TAIL_MS) % DAY_MS < 2 * MARKER_TAIL_MS
+        ):
+            # The markers' second folder after UTC midnight is paid for by the rooms'
+            # listings, in the rounds of the ten minutes before midnight and of the ten
+            # after, by the time each round stands for (``SafetyPace.charge``).
+            last = self._midnight_paid_at
+            seconds = config.idle_interval if last is None else started - last
+            self.safety_pace.charge(
+                config, seconds=min(seconds, config.idle_interval), rooms=len(rooms)
+            )
+            self._midnight_paid_at = started
+        elif markers:
+            self._midnight_paid_at = None
         # The room due longest ago first: one whose listing failed waits behind those
         # that came due before its retry (it was sorted by its last success, always
         # first, and took every token: red team rt77).
@@ -808,7 +833,9 @@ class Poller:
 
     async def _poll_markers(self, steps: dict[asyncio.Task[int], None]) -> None:
         """List today's activity folder after the cursor and have what markers name read
-        (``_hint``; the rooms' hint readers are added to ``steps``).
+        (``_hint``; the rooms' hint readers are added to ``steps``). In the
+        ``MARKER_TAIL_MS`` after UTC midnight yesterday's folder too (``poll_once`` has
+        the rooms' pace pay for it: ``SafetyPace.charge``).
 
         Only a well-formed marker of that day that has *settled* (published at least
         ``MARKER_SETTLE_MS`` ago by its writer's clock) moves the cursor: a junk name, a
@@ -817,7 +844,7 @@ class Poller:
         are acted on once and listed again until they settle; junk is logged once."""
         now_ms = int(time.time() * 1000)
         dates = [utc_date(now_ms)]
-        if now_ms % 86_400_000 < 10 * 60_000:  # just after midnight: yesterday's tail too
+        if now_ms % DAY_MS < MARKER_TAIL_MS:  # just after midnight: yesterday's tail too
             dates.insert(0, utc_date(now_ms - 86_400_000))
         for stale in set(self._markers_seen) - set(dates):
             del self._markers_seen[stale]

@@ -223,9 +223,41 @@ class SafetyPace:
         ``charged_wait``, counts only from its next listing on), 148 paid; a few
         rooms, far within the budget, hardly wait for one costly room (of 2 rooms, a
         26-page listing costs the other 20 minutes)."""
-        share = min(max(rooms, 0), max(times.background_rooms, 1)) / max(times.background_rooms, 1)
+        share = _share(times, rooms)
         if pages > SAFETY_COST:
             self.tokens -= (pages - SAFETY_COST) / SAFETY_COST * share
+
+    def charge(self, times: PollTimes, *, seconds: float, rooms: int) -> None:
+        """Pay for the markers' second folder: in the ten minutes after UTC midnight each
+        round lists yesterday's marker folder too, behind other windows a request per
+        ``idle_interval`` (about 13 in that hour) besides the 80 the budget counts for
+        the markers. Unpaid, the hour across midnight cost 80 + 13 + 67.5 requests with
+        90 rooms or more whose listings take 3: about 161. The rooms' listings pay, a
+        listing per ``SAFETY_COST`` requests, in the share of the budget they take
+        (``rooms`` of ``background_rooms``: one room pays 1/90 of it, 90 rooms or more
+        all of it), first with what was saved up past that share's next listing (spent
+        in the same hour it would come on top).
+
+        The poller charges the rounds of the ten minutes before midnight and of the ten
+        after it, ``seconds`` each (the time since the last round, at most
+        ``idle_interval``): paid only after the fact, an hour that ends in those ten
+        minutes or just after them holds their requests but not yet what pays for them
+        (up to 151 with 90 rooms). Each room's next background listing comes half an
+        hour late at most that night, whatever the number of rooms. By the time, not by
+        the requests: polled every second or three (after activity, in front) the
+        rounds pay what an idle round does, not a listing each."""
+        if seconds <= 0 or times.idle_interval <= 0:
+            return
+        share = _share(times, rooms)
+        requests = seconds / times.idle_interval
+        self.tokens = min(self.tokens, 1.0 - share) - requests / SAFETY_COST * share
+
+
+def _share(times: PollTimes, rooms: int) -> float:
+    """The share of the storage's budget ``rooms`` background listings take: ``rooms``
+    of ``background_rooms``, at most all of it."""
+    most = max(times.background_rooms, 1)
+    return min(max(rooms, 0), most) / most
 
 
 LISTING_PAGE = 1_000

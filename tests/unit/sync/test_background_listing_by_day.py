@@ -241,7 +241,7 @@ def test_junk_owed_in_older_folders_does_not_starve_an_honest_owed_segment(
             room = idle.engine.rooms[rooms[0]]
             room.last_safety = clock.now  # listed just now: its next one 4 hours on
             honest = await _honest_send(store, rooms[0], "the release is blocked, do not ship")
-            t = int(time.time() * 1000) - 180_000  # settled (2 minutes) markers
+            t = clock.wall_ms() - 180_000  # settled (2 minutes) markers, by the poller
             _marker(store, rooms[0], t, honest)
             for n in range(65):
                 old = utc_date(t - (n + 30) * DAY_MS)

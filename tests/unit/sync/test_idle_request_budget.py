@@ -112,13 +112,39 @@ class Bucket(Storage):
         await self.inner.close()
 
 
+DAY = 86_400  # seconds
+MIDNIGHT_PAST = 720  # seconds into a UTC day: past the ten minutes after midnight
+
+
 class Clock:
     """The poller's ``time`` module: its monotonic clock is ``now``, moved on by the test
-    (what it compares is only the differences); the wall clock is the real one."""
+    (what it compares is only the differences), and its wall clock moves with it from
+    ``wall_at``: by default 12 minutes into the current UTC day, whatever the time of
+    day the test runs at (its date is today's; at most 12 minutes ahead of the real
+    clock). A test dates what the poller compares with its clock (a marker's
+    publication) by ``wall_ms``.
 
-    def __init__(self) -> None:
+    The poller's wall clock was the real one, standing nearly still while the rounds ran
+    hours on: begun in the ten minutes after UTC midnight, every round of a test listed
+    yesterday's marker folder too (``Poller._poll_markers``) — 160 marker listings an
+    hour instead of the 13 more of that one hour — and the budget checks failed
+    (185-206 requests an hour) at that time of day only. A test of 24 hours or more
+    meets a midnight at the same point of its run, whenever it runs."""
+
+    def __init__(self, wall_at: float | None = None) -> None:
         self.now = time.monotonic()
-        self.module = types.SimpleNamespace(monotonic=lambda: self.now, time=time.time)
+        self._began = self.now
+        if wall_at is None:
+            wall_at = time.time() // DAY * DAY + MIDNIGHT_PAST
+        self.wall_at = wall_at
+        self.module = types.SimpleNamespace(monotonic=lambda: self.now, time=self.wall)
+
+    def wall(self) -> float:
+        """The poller's wall clock (UTC seconds): as far on from ``wall_at`` as ``now``."""
+        return self.wall_at + (self.now - self._began)
+
+    def wall_ms(self) -> int:
+        return int(self.wall() * 1000)
 
 
 @pytest.fixture
@@ -259,6 +285,72 @@ def test_the_rooms_listings_are_spread_over_their_period(tmp_path: Path, clock: 
     asyncio.run(run())
 
 
+async def _rooms_across(store: Path, count: int, midnight: float) -> list[str]:
+    """Rooms whose segments straddle the UTC midnight ``midnight`` (epoch seconds): each
+    created 10 minutes before it, a message 10 minutes after. Each background listing
+    lists its days and both day folders: 3 requests, the most the budget counts."""
+    local = LocalStorage(store)
+    rooms = [f"room-{i:03d}" for i in range(count)]
+    key = SigningKey(b"\x07" * 32)
+    at = [0]  # the writer's clock (ms)
+    for room in rooms:
+        at[0] = int((midnight - 600) * 1000)
+        writer = RoomWriter(local, room, "bob@x", key, clock=lambda: at[0])
+        await writer.create_room(f"Room {room}", "2026-01-01T00:00:00.000Z")
+        at[0] = int((midnight + 600) * 1000)
+        await writer.send([Draft.text(f"hello in {room}")])
+    return rooms
+
+
+def test_the_hour_across_utc_midnight_stays_within_the_request_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``background_rooms`` (90) rooms, each listed every 4 hours, their listings spread
+    (one due every 160 s), each taking 3 requests (their segments straddle a UTC
+    midnight: the days, and both day folders): 80 marker listings and 67.5 requests of
+    the rooms' listings an hour. In the ten minutes after UTC midnight each round lists
+    yesterday's marker folder too, about 13 requests more that nothing paid for: up to
+    163 in an hour. Now the rooms' listings pay for them around midnight
+    (``SafetyPace.charge``): every hour within 150, and no room listed more than half an
+    hour after its turn.
+
+    The poller's clocks are the test's (``Clock``): three hours from 90 minutes before
+    the UTC midnight that began yesterday, whatever the time of day it runs at."""
+    midnight = (time.time() // DAY - 1) * DAY
+    moved = Clock(wall_at=midnight - 5400)
+    monkeypatch.setattr(poller, "time", moved.module)
+
+    async def run() -> None:
+        rooms = await _rooms_across(tmp_path / "store", CONFIG.background_rooms, midnight)
+        idle = Idle(tmp_path, moved, rooms)
+        try:
+            await idle.open()
+            period = background_period(CONFIG, len(rooms))
+            step = period / len(rooms)
+            for i, room in enumerate(rooms):  # spread: one due every 160 s from now on
+                idle.engine.rooms[room].last_safety = moved.now - period + i * step
+            began, opened = moved.now, Counter(idle.bucket.listings)
+            counts = await _idle_for(idle, 3)
+        finally:
+            await idle.engine.close()
+        days = [utc_date(int((midnight + d) * 1000)) for d in (-1, 1)]
+        listings = idle.bucket.listings - opened
+        for room in [r for r in rooms if idle.listed_at[r]]:  # 3 requests: both days too
+            assert all(listings[f"{logs_prefix(room)}{d}/"] == 1 for d in days), room
+        hourly = [sum(counts[i : i + 80]) for i in range(0, len(counts) - 79, 5)]
+        assert max(hourly) <= BUDGET, hourly  # before: 155-163 for each hour across it
+        assert hourly[0] >= 145  # the hour before: the pace's whole share is taken
+        # each room due in the three hours listed at most half an hour after its turn
+        late = [
+            (idle.listed_at[r][0] if idle.listed_at[r] else moved.now) - began - i * step
+            for i, r in enumerate(rooms)
+            if i * step < moved.now - began
+        ]
+        assert max(late) <= 1800, max(late)
+
+    asyncio.run(run())
+
+
 def _pad(bucket: Bucket, store: Path, room: str, names: int) -> list[str]:
     """A member's junk: ``names`` empty objects with junk names in each of the room's
     newest two days (today and yesterday, UTC), the folders every safety listing of the
@@ -385,7 +477,7 @@ def test_a_junk_segment_every_quarter_hour_does_not_make_a_padded_room_list_all_
             counts, junk, at = [], [], 0
             for i in range(int(3 * 3600 / CONFIG.idle_interval)):  # 3 hours idle
                 if i % every == 0:  # each marker after the last (3 minutes ago, settled)
-                    at = max(at + 1, int(time.time() * 1000) - 180_000)
+                    at = max(at + 1, clock.wall_ms() - 180_000)
                     junk.append(_junk_segment(store, rooms[0], at, i))
                 counts.append(await idle.round())
             hourly = _hours(counts)
@@ -474,7 +566,7 @@ def test_an_owed_segment_that_is_gone_is_no_longer_unread(tmp_path: Path, clock:
             await idle.open()
             room = idle.engine.rooms[rooms[0]]
             room.last_safety = clock.now  # listed just now: not due by pace
-            at = int(time.time() * 1000) - 180_000
+            at = clock.wall_ms() - 180_000
             path = _junk_segment(store, rooms[0], at, 1)
             await idle.round()  # the marker: read, not kept, owed
             assert path in room.unread and path in room.owed_paths
