@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import re
 import time
@@ -256,17 +255,26 @@ def listing_start(paths: Iterable[str], date: str, now_ms: int) -> str | None:
 
 @lru_cache(maxsize=16)
 def _day_start_ms(date: str) -> int | None:
-    """Unix time in ms of ``date``'s (``YYYY-MM-DD``) UTC midnight; None if no such day."""
+    """Unix time in ms of ``date``'s (``YYYY-MM-DD``) UTC midnight; None if no such day.
+    Counted from the date's parts (days of the proleptic Gregorian calendar since
+    1970-01-01, in 400-year eras), checked by converting back with ``gmtime``: protocol/
+    reads no clock and imports no ``datetime``."""
     if _DATE_RE.fullmatch(date) is None:
         return None
-    try:
-        day = datetime.date.fromisoformat(date)
-    except ValueError:
+    year, month, day = int(date[:4]), int(date[5:7]), int(date[8:10])
+    if year < 1 or not 1 <= month <= 12 or not 1 <= day <= 31:
         return None
-    return (day.toordinal() - _EPOCH_ORDINAL) * 86_400_000
-
-
-_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
+    shifted = year - (month <= 2)  # a year from March: the leap day last
+    era, of_era = divmod(shifted, 400)
+    of_year = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    days = era * 146_097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719_468
+    try:
+        back = time.gmtime(days * 86_400)
+    except (OverflowError, OSError, ValueError):
+        return None
+    if (back.tm_year, back.tm_mon, back.tm_mday) != (year, month, day):
+        return None  # 2026-02-30 and the like
+    return days * 86_400_000
 
 
 def make_event_id(room_id: str, timestamp_ms: int, uuid4_text: str) -> str:

@@ -73,3 +73,30 @@ def test_a_folder_named_by_a_local_date_holds_starts_of_the_utc_day_around_it() 
     west = f"rooms/r/logs/{yesterday}/messages_{NOW - 1_000}_{NOW - 1_000}_carol.jsonl"
     assert listing_start([west], yesterday, NOW) == west
     assert listing_start([west], utc_date(NOW - 2 * 86_400_000), NOW) is None
+
+
+def test_a_day_s_start_is_counted_as_the_calendar_counts_it() -> None:
+    """``_day_start_ms`` counts days from a date's parts (protocol/ imports no
+    ``datetime``): equal to the calendar's count on every 13th day of years 1 to 9999,
+    and no day for dates that do not exist."""
+    import datetime
+
+    from bucket_chat_desktop.protocol.ids import _day_start_ms
+
+    epoch = datetime.date(1970, 1, 1).toordinal()
+    first, last = datetime.date(1, 1, 1).toordinal(), datetime.date(9999, 12, 31).toordinal()
+    for ordinal in range(first, last + 1, 13):
+        text = datetime.date.fromordinal(ordinal).isoformat()
+        assert _day_start_ms(text) == (ordinal - epoch) * 86_400_000, text
+    for text in (
+        "2026-02-29",
+        "2100-02-29",
+        "2026-04-31",
+        "2026-13-01",
+        "2026-00-10",
+        "0000-01-01",
+    ):
+        assert _day_start_ms(text) is None, text
+    assert (
+        _day_start_ms("2000-02-29") == (datetime.date(2000, 2, 29).toordinal() - epoch) * 86_400_000
+    )
