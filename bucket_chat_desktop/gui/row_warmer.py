@@ -46,8 +46,10 @@ class RowWarmer(QObject):
         self._list = room_list
         self._delegate = delegate
         self._ahead: list[str] = []  # the rooms measured ahead, in the list's order
-        self._watched: set[str] = set()  # rooms whose model's changes are followed
-        self._keys: dict[QObject, str] = {}  # ... and their models
+        # rooms whose model's changes are followed, by the model followed (a room left
+        # and joined again has a new one), and the other way round
+        self._watched: dict[str, QObject] = {}
+        self._keys: dict[QObject, str] = {}
         self._dirty: dict[str, None] = {}  # rooms to measure, in order
         self._walk: tuple[str, int] | None = None  # the room being measured, its next row
         self._timer = QTimer(self)
@@ -92,14 +94,17 @@ class RowWarmer(QObject):
         ]
         before, self._ahead = set(self._ahead), keys
         for key in keys:
-            if key in self._watched:
-                if key not in before:  # back in view: what changed meanwhile was not measured
-                    self._mark(key)
-                continue
             model = self._controller.made_timeline(key)
             if model is None:
                 continue  # none yet: its rows will come with a change of its room's item
-            self._watched.add(key)
+            if self._watched.get(key) is model:
+                if key not in before:  # back in view: what changed meanwhile was not measured
+                    self._mark(key)
+                continue
+            old = self._watched.get(key)
+            if old is not None:  # the room was left and joined again: its new model
+                self._keys.pop(old, None)
+            self._watched[key] = model
             self._keys[model] = key
             model.modelReset.connect(self._on_rows)
             model.rowsInserted.connect(self._on_rows)

@@ -151,3 +151,43 @@ def test_rows_are_measured_a_few_per_turn_and_again_at_a_new_font(
     window.timeline.doItemsLayout()
     QApplication.processEvents()
     assert measured_since(before, delegate) == 0
+
+
+def test_a_room_left_and_joined_again_has_its_new_rows_measured(
+    qtbot: Any, started: tuple[Controller, MainWindow, list[str]]
+) -> None:
+    """A room joined again has a new timeline model; the warmer followed the old one by
+    the room's key and never the new one, so the rows it gets were not measured ahead
+    (found by this stop's review)."""
+    controller, window, keys = started
+    delegate, warmer = window.delegate, window.row_warmer
+    qtbot.waitUntil(lambda: delegate.sizing() is not None, timeout=15_000)
+    qtbot.waitUntil(lambda: warmer.idle, timeout=15_000)
+    old = controller.timeline(keys[1])
+    storage_id, room_id = keys[1].split("/", 1)
+    controller.forget_room(keys[1])
+    controller.join_room(storage_id, room_id)
+    qtbot.waitUntil(lambda: controller.made_timeline(keys[1]) not in (None, old), timeout=15_000)
+    fresh = controller.made_timeline(keys[1])
+    assert fresh is not None
+    qtbot.waitUntil(lambda: controller.current == keys[1], timeout=15_000)  # the join opens it
+    qtbot.waitUntil(lambda: fresh.rowCount() >= MESSAGES, timeout=15_000)
+    controller.select_room(keys[0])
+    qtbot.waitUntil(lambda: warmer.idle, timeout=15_000)
+
+    async def more() -> None:  # rows the room gets while another is shown
+        bob = RoomWriter(
+            LocalStorage(Path(controller.settings.storages[0].spec)),
+            room_id,
+            "bob@example.com",
+            BOB,
+        )
+        for i in range(5):
+            await bob.send([Draft.text(f"later {i}" + " words to wrap" * i)])
+
+    run(more(), qtbot)
+    qtbot.waitUntil(lambda: fresh.rowCount() >= MESSAGES + 5, timeout=15_000)
+    qtbot.waitUntil(
+        lambda: warmer.idle and all_measured(fresh, delegate, _view_width(window)),
+        timeout=15_000,
+    )
