@@ -2350,16 +2350,7 @@ class RoomLedger:
                     codes.append(impersonation)
                     if (sender, "") not in reported:
                         reported.add((sender, ""))
-                        findings.append(
-                            Finding(
-                                Kind.IMPERSONATION,
-                                f"an unsigned event claims to be from {sender!r}, who signs "
-                                "their events: someone may be writing under their name",
-                                c.path,
-                                c.line,
-                                ev.event_id,
-                            )
-                        )
+                        findings.append(_impersonation_finding(sender, c))
                 else:
                     copies.append(c.row)
                     codes.append(code(TrustState.UNVERIFIED, c.sig_why))
@@ -2373,20 +2364,7 @@ class RoomLedger:
                     codes.append(code(changed, _conflict_reason(claimants)))
                     if (sender, "*") not in reported:
                         reported.add((sender, "*"))
-                        fingerprints = ", ".join(f"{k[:12]}…" for k in claimants[:MAX_LISTED])
-                        if len(claimants) > MAX_LISTED:
-                            fingerprints += f" and {len(claimants) - MAX_LISTED:,} more"
-                        findings.append(
-                            Finding(
-                                Kind.KEY_CONFLICT,
-                                f"{len(claimants)} keys claim to be {sender!r} and none was "
-                                f"introduced by another ({fingerprints}): none is trusted until "
-                                "a member confirms one (compare fingerprints in person)",
-                                c.path,
-                                c.line,
-                                ev.event_id,
-                            )
-                        )
+                        findings.append(_key_conflict_finding(sender, claimants, c))
                     continue
                 if not trust.settled:
                     copies.append(c.row)
@@ -2407,25 +2385,10 @@ class RoomLedger:
                     codes.append(provisional)
                     continue
                 copies.append(c.row)
-                codes.append(
-                    code(
-                        changed,
-                        f"signature good, but {sender!r} used another key before and no "
-                        "statement from that key introduced this one",
-                    )
-                )
+                codes.append(code(changed, _key_changed_reason(sender)))
                 if (sender, key) not in reported:
                     reported.add((sender, key))
-                    findings.append(
-                        Finding(
-                            Kind.KEY_CHANGED,
-                            f"{sender!r} now signs with key {key[:12]}…, which no earlier "
-                            "key of theirs introduced",
-                            c.path,
-                            c.line,
-                            ev.event_id,
-                        )
-                    )
+                    findings.append(_key_changed_finding(sender, key, c))
             elif c.problems:
                 reason = "signature good, but " + " and ".join(c.problems)
                 copies.append(c.row)
@@ -2742,6 +2705,53 @@ class _RowChains:
         return out
 
 
+def _impersonation_finding(sender: str, c: _Copy) -> Finding:
+    """An unsigned row under the name of someone who signs (both full audits)."""
+    return Finding(
+        Kind.IMPERSONATION,
+        f"an unsigned event claims to be from {sender!r}, who signs their events: "
+        "someone may be writing under their name",
+        c.path,
+        c.line,
+        c.event_id,
+    )
+
+
+def _key_conflict_finding(sender: str, claimants: Sequence[str], c: _Copy) -> Finding:
+    """Several keys claim ``sender`` and none introduced another (both full audits)."""
+    fingerprints = ", ".join(f"{k[:12]}…" for k in claimants[:MAX_LISTED])
+    if len(claimants) > MAX_LISTED:
+        fingerprints += f" and {len(claimants) - MAX_LISTED:,} more"
+    return Finding(
+        Kind.KEY_CONFLICT,
+        f"{len(claimants)} keys claim to be {sender!r} and none was introduced by another "
+        f"({fingerprints}): none is trusted until a member confirms one (compare "
+        "fingerprints in person)",
+        c.path,
+        c.line,
+        c.event_id,
+    )
+
+
+def _key_changed_reason(sender: str) -> str:
+    """The verdict's reason on a row signed with a key no earlier key introduced."""
+    return (
+        f"signature good, but {sender!r} used another key before and no statement from "
+        "that key introduced this one"
+    )
+
+
+def _key_changed_finding(sender: str, key: str, c: _Copy) -> Finding:
+    """``sender`` signs with ``key``, which no earlier key of theirs introduced."""
+    return Finding(
+        Kind.KEY_CHANGED,
+        f"{sender!r} now signs with key {key[:12]}…, which no earlier key of theirs introduced",
+        c.path,
+        c.line,
+        c.event_id,
+    )
+
+
 def _assess_rows(
     store: _Columns,
     order: list[int],
@@ -2776,17 +2786,7 @@ def _assess_rows(
                 add(impersonation)
                 if (sender, "") not in reported:
                     reported.add((sender, ""))
-                    c = store.copy(r)
-                    findings.append(
-                        Finding(
-                            Kind.IMPERSONATION,
-                            f"an unsigned event claims to be from {sender!r}, who signs "
-                            "their events: someone may be writing under their name",
-                            c.path,
-                            c.line,
-                            c.event_id,
-                        )
-                    )
+                    findings.append(_impersonation_finding(sender, store.copy(r)))
             else:
                 add(code(TrustState.UNVERIFIED, strings[whys[r]]))
             continue
@@ -2798,21 +2798,7 @@ def _assess_rows(
                 add(code(changed, _conflict_reason(claimants)))
                 if (sender, "*") not in reported:
                     reported.add((sender, "*"))
-                    fingerprints = ", ".join(f"{k[:12]}…" for k in claimants[:MAX_LISTED])
-                    if len(claimants) > MAX_LISTED:
-                        fingerprints += f" and {len(claimants) - MAX_LISTED:,} more"
-                    c = store.copy(r)
-                    findings.append(
-                        Finding(
-                            Kind.KEY_CONFLICT,
-                            f"{len(claimants)} keys claim to be {sender!r} and none was "
-                            f"introduced by another ({fingerprints}): none is trusted until "
-                            "a member confirms one (compare fingerprints in person)",
-                            c.path,
-                            c.line,
-                            c.event_id,
-                        )
-                    )
+                    findings.append(_key_conflict_finding(sender, claimants, store.copy(r)))
                 continue
             if not trust.settled:
                 add(unsettled)
@@ -2827,26 +2813,10 @@ def _assess_rows(
             add(provisional)
             continue
         if key not in known:
-            add(
-                code(
-                    changed,
-                    f"signature good, but {sender!r} used another key before and no "
-                    "statement from that key introduced this one",
-                )
-            )
+            add(code(changed, _key_changed_reason(sender)))
             if (sender, key) not in reported:
                 reported.add((sender, key))
-                c = store.copy(r)
-                findings.append(
-                    Finding(
-                        Kind.KEY_CHANGED,
-                        f"{sender!r} now signs with key {key[:12]}…, which no earlier "
-                        "key of theirs introduced",
-                        c.path,
-                        c.line,
-                        c.event_id,
-                    )
-                )
+                findings.append(_key_changed_finding(sender, key, store.copy(r)))
             continue
         trouble = problems.get(r) if problems else None
         if trouble:
