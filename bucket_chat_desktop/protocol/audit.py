@@ -2334,10 +2334,7 @@ class RoomLedger:
         codes: array[int] = array("I")
         code = verdicts.code
         changed = TrustState.KEY_CHANGED
-        provisional = code(TrustState.VERIFIED, PROVISIONAL_REASON)
-        good = code(TrustState.VERIFIED, PINNED_REASON)
-        impersonation = code(changed, _IMPERSONATION)
-        unsettled = code(TrustState.UNVERIFIED, _UNSETTLED)
+        provisional, good, impersonation, unsettled = _fixed_codes(verdicts)
         # Keys taken provisionally while loading, and those they introduced: every row of
         # theirs says so (not "key pinned"), not only the first.
         taken = trust.taken
@@ -2705,6 +2702,18 @@ class _RowChains:
         return out
 
 
+def _fixed_codes(verdicts: _Verdicts) -> tuple[int, int, int, int]:
+    """The codes of the verdicts whose reason never changes (both full audits): taken on
+    trial, pinned, impersonated, not settled yet."""
+    code = verdicts.code
+    return (
+        code(TrustState.VERIFIED, PROVISIONAL_REASON),
+        code(TrustState.VERIFIED, PINNED_REASON),
+        code(TrustState.KEY_CHANGED, _IMPERSONATION),
+        code(TrustState.UNVERIFIED, _UNSETTLED),
+    )
+
+
 def _impersonation_finding(sender: str, c: _Copy) -> Finding:
     """An unsigned row under the name of someone who signs (both full audits)."""
     return Finding(
@@ -2770,10 +2779,7 @@ def _assess_rows(
     add = codes.append
     code = verdicts.code
     changed = TrustState.KEY_CHANGED
-    provisional = code(TrustState.VERIFIED, PROVISIONAL_REASON)
-    good = code(TrustState.VERIFIED, PINNED_REASON)
-    impersonation = code(changed, _IMPERSONATION)
-    unsettled = code(TrustState.UNVERIFIED, _UNSETTLED)
+    provisional, good, impersonation, unsettled = _fixed_codes(verdicts)
     taken = trust.taken
     strings, numbered = store._strings, store._numbered
     senders, keys, whys, types = (numbered[i] for i in (_SENDER, _KEY, _WHY, _TYPE))
