@@ -28,7 +28,7 @@ import sys
 from array import array
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TextIO
 
 from .. import paths
 from ..export import ExportError
@@ -1229,15 +1229,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
         )
         for f in vanished:
             fmt.out(f"  {terminal_safe(f.where())}: {terminal_safe(f.message)}", file=sys.stderr)
-    unread_kinds = sorted({f.kind.value for f in errors if f.kind in NOT_READ})
-    if unread_kinds and result.counts[TrustState.UNVERIFIED]:
-        # Only ``--json`` said why every row was [UNVERIFIED] (a row's reason).
-        fmt.out(
-            f"\nPart of this room cannot be read ({', '.join(unread_kinds)}): while it cannot, "
-            "nobody's key is trusted on first use, and rows with good signatures show as "
-            "[UNVERIFIED].",
-            file=sys.stderr,
-        )
+    _say_why_unverified(result, sys.stderr, "show as [UNVERIFIED]")
     if len(errors) > len(vanished):
         fmt.out(
             f"\nThis room has {len(errors) - len(vanished)} "
@@ -1393,6 +1385,20 @@ async def cmd_members(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _say_why_unverified(result: AuditResult, file: TextIO, shown: str) -> None:
+    """Why rows with good signatures say unverified while part of the room cannot be read:
+    nobody's key is trusted on first use then (PROTOCOL.md section 16). Only ``--json``
+    said it (a row's reason), and ``verify`` not at all: its owner saw their own messages
+    counted unverified with no word why."""
+    unread_kinds = sorted({f.kind.value for f in result.errors if f.kind in NOT_READ})
+    if unread_kinds and result.counts[TrustState.UNVERIFIED]:
+        fmt.out(
+            f"\nPart of this room cannot be read ({', '.join(unread_kinds)}): while it cannot, "
+            f"nobody's key is trusted on first use, and rows with good signatures {shown}.",
+            file=file,
+        )
+
+
 async def cmd_verify(args: argparse.Namespace) -> int:
     view, result, *_ = await _audited(args, cached=False)
     status = EXIT_OK if result.clean else EXIT_FINDINGS
@@ -1423,6 +1429,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     for line in fmt.counts_text(result):
         fmt.out(line)
     _print_findings(result, sys.stdout)
+    _say_why_unverified(result, sys.stdout, "are counted unverified")
     ids = RoomIds()
     ids.update(a.event.sender_id for a in result.timeline)
     notes = fmt.id_notes((a.event.sender_id for a in result.timeline), ids)

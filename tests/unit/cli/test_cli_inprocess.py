@@ -708,6 +708,23 @@ def test_history_says_why_rows_with_good_signatures_are_unverified(
     assert "nobody's key is trusted on first use" in r.err, r
 
 
+def test_verify_says_why_its_owner_s_good_rows_are_counted_unverified(
+    cli: Cli, room: str, store: Path
+) -> None:
+    """A FIFO at a segment's name (segment-unreadable) makes ``verify`` count the room
+    owner's own rows unverified (it reads afresh: no trust on first use while part of
+    the room cannot be read); ``history`` said why, ``verify`` said nothing."""
+    day = next(p for p in (store / "rooms" / room / "logs").iterdir() if p.is_dir())
+    os.mkfifo(day / "messages_1_1_mallory-00000000.jsonl")
+    r = cli("verify", "--room-id", room)
+    assert r.code == 1, r
+    assert "segment-unreadable" in r.out, r
+    counted = dict(line.split() for line in r.out.splitlines() if line.startswith("  unverified"))
+    assert int(counted["unverified"].replace(",", "")) > 0, r
+    assert "Part of this room cannot be read (segment-unreadable)" in r.out, r
+    assert "nobody's key is trusted on first use" in r.out, r
+
+
 def test_send_names_its_own_event_and_tells_of_the_apps_kept_messages_it_sent_first(
     cli: Cli, room: str, home: Path
 ) -> None:
