@@ -143,11 +143,13 @@ class LivePrinter:
         self.ids = RoomIds()
         # (event id, path, line): an id signed by two devices is two rows (section 6)
         self.shown: set[tuple[str, str, int]] = set()
-        # the room's rows as of the last audit printed (``opening``, ``arrived``): how
-        # far they reach, by the app's rule (``unread.seen_place``), is what a row that
-        # arrives next is dated well before to be noted late (``arrived``). A timeline is
-        # never changed once made; the next audit's replaces it.
+        # the room's rows as of the last audit printed (``opening``, ``arrived``), and
+        # this device's clock when they were: how far they reach then, by the app's rule
+        # (``unread.seen_place``), is what a row that arrives next is dated well before
+        # to be noted late (``arrived``). A timeline is never changed once made; the next
+        # audit's replaces it.
         self.read: Sequence[Assessed] | None = None
+        self.read_ms = 0
         self.reported: set[tuple[str, str, str | None, int | None, str | None]] = set()
 
     def say(self, text: str) -> None:
@@ -166,10 +168,12 @@ class LivePrinter:
         rel: Relations,
         limit: int | None,
         roster: Roster | None = None,
+        now_ms: int | None = None,
     ) -> None:
-        """The room as ``history`` shows it (its newest ``limit`` messages, or all). Only
-        the rows printed are made: a row made per event to list senders, copies and the
-        latest date took about a second at 1,000,000 events each."""
+        """The room as ``history`` shows it (its newest ``limit`` messages, or all), read
+        at ``now_ms`` (this device's clock; now when not given). Only the rows printed
+        are made: a row made per event to list senders, copies and the latest date took
+        about a second at 1,000,000 events each."""
         self.use_roster(roster)
         timeline = result.timeline
         self.ids.update(timeline.sender_ids())
@@ -178,6 +182,7 @@ class LivePrinter:
             self.say(line)
         self.shown.update(timeline.copy_keys())
         self.read = timeline
+        self.read_ms = int(time.time() * 1000) if now_ms is None else now_ms
 
     def arrived(
         self,
@@ -199,9 +204,11 @@ class LivePrinter:
         team rt79). So is an applied edit or deletion, with its own line ("This edit
         arrived …", "The deletion arrived …"). "Read already" is what the audit printed
         before this one held, by the app's rule (``unread.seen_place``): not a row placed
-        past this device's clock, which is its writer's word (red team rt98)."""
+        past this device's clock when that audit was printed, which is its writer's word
+        (red team rt98), however late the next rows come (red team rt101)."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        latest, self.read = seen_place(self.read, now), timeline
+        latest = seen_place(self.read, self.read_ms)
+        self.read, self.read_ms = timeline, now
         self.use_roster(roster)
         counted = _Counted()  # per target, indexed once per batch (``_notice``)
         for item in items:
