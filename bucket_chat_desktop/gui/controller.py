@@ -53,7 +53,7 @@ from ..sync.room_objects import StorageRooms
 from ..sync.selfcheck import TEST_NO_ANSWER
 from ..sync.watched import NoAnswerError
 from ..sync.writer import RoomError
-from ..timestamps import LateArrival, LateCopy, late_among, late_arrival, late_copy
+from ..timestamps import LateArrival, LateCopy, late_among, late_copy
 from .bridge import EngineBridge
 from .markdown import to_plain
 from .models.rooms_model import RoomItem, RoomsModel
@@ -253,11 +253,13 @@ def _ahead(result: AuditResult, now_ms: int) -> int:
     return len(result.timeline) - placed_by(result.timeline, now_ms + FUTURE_SLACK_MS)
 
 
-def _seen_place(old: AuditResult | None, now_ms: int) -> int | None:
-    """How far this device had read the room when ``old`` (the audit shown before new
-    rows came) was its audit (``unread.seen_place``: the rule ``bucket-chat sync
+def _seen_place(room: RoomSession | None) -> int | None:
+    """How far this device had read the room when its audit was the one before new rows
+    came (``unread.seen_place``, by the clock of that read: the rule ``bucket-chat sync
     --follow`` follows too); None when it had read none of it."""
-    return seen_place(old.timeline if old is not None else None, now_ms)
+    if room is None or room.result is None:
+        return None
+    return seen_place(room.result.timeline, room.read_ms)
 
 
 class Controller(QObject):
@@ -827,15 +829,14 @@ class Controller(QObject):
         )
         # where the rows that arrived far above the newest are: no walk to find them
         known = {s.verdict.event.event_id: i for i, s in late}
-        anchor = (
-            anchor_position(room.result.timeline if room.result else None, result.timeline, now_ms)
-            if late
-            else None
-        )
+        # what was read before, by the clock of that read (a row dated ahead then is not
+        # read yet, however late this audit comes: red team rt101)
+        old = room.result.timeline if room.result else None
+        anchor = anchor_position(old, result.timeline, room.read_ms) if late else None
         among = {e for e, i in known.items() if anchor is not None and i < anchor}
-        seen = _seen_place(room.result, now_ms)
+        seen = _seen_place(room)
         marker = self.settings.read_marker(key)  # as before this audit is shown
-        room.result = result
+        room.read(result, now_ms)
         room.metadata, room.metadata_findings = metadata, metadata_findings
         if metadata is not None and metadata.name:
             named = self._doubt_label(room) if room.doubted else ""
@@ -983,8 +984,7 @@ class Controller(QObject):
     def _read_so_far(self, key: str) -> int | None:
         """How far this device had read room ``key`` (``_seen_place``), before rows that
         came are added to its audit."""
-        room = self._rooms.get(key)
-        return _seen_place(room.result if room is not None else None, int(time.time() * 1000))
+        return _seen_place(self._rooms.get(key))
 
     def _adding_to(
         self, key: str, result: AuditResult
@@ -1001,7 +1001,7 @@ class Controller(QObject):
         if room.result is None:
             self.reaudit(room.ref.key)
             return None
-        room.result = result
+        room.read(result, int(time.time() * 1000))
         return room, room.take_arriving()
 
     def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
@@ -1283,7 +1283,7 @@ class Controller(QObject):
         # after a restart uses the same rule (``_count_after_marker``).
         incoming = [a for a in new if is_unread_news(a.event, own, rel)]
         if late is not None:
-            self._note_late(room, [a for a in incoming if a.event.event_id in late])
+            self._note_late(room, [a for a in incoming if a.event.event_id in late], seen)
         self._note_late_changes(room, new, seen)
         focused = key == self.current and self.window_active
         if focused:
@@ -1318,17 +1318,22 @@ class Controller(QObject):
         if incoming and not focused:
             self.unread_changed.emit(self.rooms.total_unread())
 
-    def _note_late(self, room: RoomSession, incoming: list[Assessed]) -> None:
-        """New messages dated long before they arrived (``timestamps.late_arrival``): a
-        member's next message dated weeks back is news, but shown weeks up among older
-        rows; its row says when it arrived and that its date is earlier (red team rt79).
-        Noted of the copy that arrived, not of its id: another member's message under
-        the same id, read on time, is not late (red team rt89)."""
+    def _note_late(self, room: RoomSession, incoming: list[Assessed], seen: int | None) -> None:
+        """New messages placed among rows seen already and dated long before they arrived
+        (``timestamps.late_among``): a member's next message dated weeks back is news,
+        but shown weeks up among older rows; its row says when it arrived and that its
+        date is earlier (red team rt79). Only when also dated long before what this
+        device had read of the room (``seen``: ``_seen_place``), the rule of edits and
+        deletions (``_note_late_changes``) and of ``bucket-chat sync --follow``: a
+        message placed among those rows only because one of them was dated ahead when
+        read (written on time during a sleep, sorted before that row) is not late news
+        (red team rt101). Noted of the copy that arrived, not of its id: another
+        member's message under the same id, read on time, is not late (red team rt89)."""
         now_ms = int(time.time() * 1000)
         notes = {
             late_copy(a.event.event_id, a.path, a.line): late
             for a in incoming
-            if (late := late_arrival(a.event.timestamp_ms, now_ms)) is not None
+            if (late := late_among(a.event.timestamp_ms, now_ms, seen)) is not None
         }
         if notes:
             self.timeline(room.ref.key).note_late(notes)

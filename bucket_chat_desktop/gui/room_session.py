@@ -46,6 +46,10 @@ class RoomSession:
     ref: RoomRef
     timeline: TimelineModel | None = None  # made when first asked for
     result: AuditResult | None = None  # the latest audit received
+    # This device's clock when ``result`` came (``read``): how far it had read the room
+    # is weighed by it, not by the clock of the rows that come next: a row dated ahead
+    # when read is not read yet after a sleep (``unread.seen_place``, red team rt101).
+    read_ms: int = 0
     # its metadata and what is wrong with it, as the last RoomLoaded said
     metadata: RoomMetadata | None = None
     metadata_findings: tuple[Finding, ...] = ()
@@ -85,6 +89,10 @@ class RoomSession:
     # re-audit's rows that were not there before and are placed from then on are new
     # messages even when they sort before the newest row (``controller._arrived``).
     since_ms: int = field(default_factory=_now_ms)
+
+    def read(self, result: AuditResult, now_ms: int) -> None:
+        """``result`` is the room's audit now, received at ``now_ms``."""
+        self.result, self.read_ms = result, now_ms
 
     def take_arriving(self) -> Relations | None:
         """The relations announced for the result now arriving (once)."""

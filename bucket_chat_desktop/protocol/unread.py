@@ -258,21 +258,26 @@ def placed_by(rows: Sequence[Assessed], latest_ms: int) -> int:
     return next((i for i, r in enumerate(rows) if r.event.timestamp_ms > latest_ms), len(rows))
 
 
-def seen_place(rows: Sequence[Assessed] | None, now_ms: int) -> int | None:
+def seen_place(rows: Sequence[Assessed] | None, read_ms: int) -> int | None:
     """How far a device had read a room whose rows it showed were ``rows`` (the audit
-    before new rows came), on its clock ``now_ms``: where the newest of them not placed
-    past that clock (with ``FUTURE_SLACK_MS``) is placed; None when none is (nothing
-    read, or only rows dated ahead). What ``timestamps.late_among`` weighs a new row's
-    date against, the one rule of the app (the GUI controller) and of ``bucket-chat
-    sync --follow`` / ``chat`` (``cli.live.LivePrinter``). A row dated ahead is its
-    writer's word, as the read marker takes it (``marker_for``): counted as read, one
-    row dated a year ahead made every honest message that came some minutes after its
-    date (a sleep, an outage) "sent or delivered long after its date" in the terminal,
-    not in the app (red team rt98). A plain sequence is placed as ``placed_by`` walks it
-    (a row's place is the latest date up to it)."""
+    before new rows came), read on its clock at ``read_ms`` (when that audit was read,
+    not when the next rows come): where the newest of them not placed past that clock
+    (with ``FUTURE_SLACK_MS``) is placed; None when none is (nothing read, or only rows
+    dated ahead). What ``timestamps.late_among`` weighs a new row's date against, the
+    one rule of the app (the GUI controller) and of ``bucket-chat sync --follow`` /
+    ``chat`` (``cli.live.LivePrinter``). A row dated ahead is its writer's word, as the
+    read marker takes it (``marker_for``): counted as read, one row dated a year ahead
+    made every honest message that came some minutes after its date (a sleep, an
+    outage) "sent or delivered long after its date" in the terminal, not in the app (red
+    team rt98). It counts as read once a read happens at or after its date (less the
+    slack), never by the clock of what arrives next: a row 30 minutes ahead when read,
+    weighed by the clock of a wake-up 40 minutes later, made every honest message and
+    edit written in the first minutes of the sleep "long after its date" (red team
+    rt101). A plain sequence is placed as ``placed_by`` walks it (a row's place is the
+    latest date up to it)."""
     if rows is None:
         return None
-    cut = placed_by(rows, now_ms + FUTURE_SLACK_MS)
+    cut = placed_by(rows, read_ms + FUTURE_SLACK_MS)
     if not cut:
         return None
     if isinstance(rows, Timeline):
@@ -382,13 +387,15 @@ def is_news_placed(
     return arrived and not first_seen
 
 
-def anchor_position(old: Timeline | None, rows: Timeline, now_ms: int) -> int | None:
+def anchor_position(old: Timeline | None, rows: Timeline, read_ms: int) -> int | None:
     """Where ``rows`` (a new audit) shows the row that was newest in ``old`` (by place,
-    as ``arrived`` takes it), None when there is none: what is new before it was placed
-    among rows seen already. A walk from the newest back to it."""
+    as ``arrived`` takes it) when ``old`` was read, at ``read_ms`` (this device's clock
+    then: a row dated ahead at that read was not read, as ``seen_place`` says), None
+    when there is none: what is new before it was placed among rows seen already. A walk
+    from the newest back to it."""
     if old is None:
         return None
-    cut = placed_by(old, now_ms + FUTURE_SLACK_MS)
+    cut = placed_by(old, read_ms + FUTURE_SLACK_MS)
     return _copy_position(rows, old[cut - 1]) if cut else None
 
 

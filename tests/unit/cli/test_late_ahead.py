@@ -133,14 +133,14 @@ def _audited(*chains: tuple[int, str, list[int]]) -> AuditResult:
     return ledger.audit()
 
 
-def _follow(read: AuditResult, honest: Assessed, now_ms: int) -> list[str]:
+def _follow(read: AuditResult, honest: Assessed, now_ms: int, read_ms: int = T) -> list[str]:
     """What ``sync --follow`` prints when ``honest`` arrives at ``now_ms`` after the room
-    ``read`` was printed."""
+    ``read`` was printed at ``read_ms``."""
     from bucket_chat_desktop.cli.live import LivePrinter
 
     said: list[str] = []
     printer = LivePrinter(said.append)
-    printer.opening(read, relations.build(ROOM, list(read.timeline)), None)
+    printer.opening(read, relations.build(ROOM, list(read.timeline)), None, now_ms=read_ms)
     rows = [*read.timeline, honest]
     printer.arrived([honest], rows, relations.build(ROOM, rows), echo_own=True, now_ms=now_ms)
     return [x for x in said if "long after its date" in x]
@@ -170,18 +170,43 @@ def test_a_row_placed_ahead_by_its_predecessor_is_not_read_yet_either(
     assert len(_follow(read, honest, T)) == 1
 
 
-def test_a_row_dated_ahead_counts_as_read_once_the_clock_reaches_it(
+def test_a_row_dated_ahead_counts_as_read_once_a_read_happens_at_or_after_its_date(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The clock moves: a row dated an hour ahead is read once its time has come, as the
-    app reads it (``unread.seen_place`` on the clock of the row that arrives), and an
-    honest message dated well before it, arriving long after its date, is noted late."""
+    """The clock moves: a row dated an hour ahead is read by the first read that happens
+    once its time has come (less ``FUTURE_SLACK_MS``), as the app reads it, and an honest
+    message dated well before it, arriving long after its date, is then noted late. Not
+    by the clock of the row that arrives next: read that way, a row still 50 minutes
+    ahead when read counted as read after a two-hour sleep, and every honest message
+    written in the sleep's first minutes was "long after its date" (red team rt101)."""
     monkeypatch.setenv("COLUMNS", "100000")
+    from bucket_chat_desktop.cli.live import LivePrinter
+
     read = _audited(
         (1, "alice@example.com", [T - 120 * MIN]),
         (2, "mallory@example.com", [T + 60 * MIN]),
     )
     honest = _row(3, "bob@example.com", "ok, see you there", T + 20 * MIN, 1)
-    assert _follow(read, honest, T + 40 * MIN) == []  # an hour ahead: not read yet
-    (late,) = _follow(read, honest, T + 120 * MIN)
+    assert _follow(read, honest, T + 40 * MIN) == []  # an hour ahead at the read: not read
+    assert _follow(read, honest, T + 120 * MIN) == []  # nor after a sleep (red team rt101)
+    # Carol's message (dated T + 30 min, on time) comes with a read in between
+    carols = _row(4, "carol@example.com", "on my way", T + 30 * MIN, 1)
+    alice, mallory = read.timeline
+
+    def follow(between_ms: int) -> list[str]:
+        said: list[str] = []
+        printer = LivePrinter(said.append)
+        printer.opening(read, relations.build(ROOM, list(read.timeline)), None, now_ms=T)
+        rows = [alice, carols, mallory]
+        rel = relations.build(ROOM, rows)
+        printer.arrived([carols], rows, rel, echo_own=True, now_ms=between_ms)
+        rows = [alice, carols, honest, mallory]
+        rel = relations.build(ROOM, rows)
+        printer.arrived([honest], rows, rel, echo_own=True, now_ms=T + 120 * MIN)
+        return [x for x in said if "long after its date" in x]
+
+    # read 10 minutes before Mallory's date: still ahead (Carol's row is what was read)
+    assert follow(T + 50 * MIN) == []
+    # read 10 minutes after it: Mallory's row was read, Bob's message is dated well before
+    (late,) = follow(T + 70 * MIN)
     assert "Arrived" in late and "long after its date" in late
