@@ -217,6 +217,10 @@ class Publisher:
         self._accepted: set[tuple[str, str, str]] = set()
         self._told: set[tuple[str, str, str]] = set()  # offers this engine has reported
         self._witnessed: dict[tuple[str, str], dict[str, str]] = {}
+        # Per room and key: chains left out of a witness, by the send (``_turns``) that
+        # first left them out (``_witness``).
+        self._waiting: dict[tuple[str, str], dict[str, int]] = {}
+        self._turns: dict[tuple[str, str], int] = {}
         # Per room: its lane writing the segments of a round (``_lane``), and the rooms a
         # round left to a lane still writing (the lane wakes the publisher when it ends).
         self._lanes: dict[str, asyncio.Task[int]] = {}
@@ -641,6 +645,7 @@ class Publisher:
             assert held is not None
             await self._signed_elsewhere(room_id, held, user_id, key_text)
             return events
+        self._witnessed_now(room_id, key_text, witness)
         self._signed_here.update(drained)
         if held is not None:
             self._signed_here.add(held)
@@ -754,15 +759,25 @@ class Publisher:
 
     def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
         """The other devices' newest events this device has read, for the witness of its
-        next event (PROTOCOL.md section 6.1): only chains that moved since this device's
-        last witness in the room, at most ``MAX_WITNESS``, in the order of ``seen`` (the
-        first event of a key is its chain's tip), ranked by trust
-        (``SendScan.witness_order``; of a room not open here, the same over the rows this
-        device cached: ``witness_order_of``). A chain left out is still untold, so the
-        next send names it: with more than ``MAX_WITNESS`` chains moving, each is named
-        within a few sends."""
+        next event (PROTOCOL.md section 6.1): only chains that moved since this key's
+        witnesses last named them (``seen`` leaves out what its witnesses in the room
+        named; ``told`` adds what this engine's sends named that the room has not shown
+        yet), at most ``MAX_WITNESS``.
+
+        More than that moving between two sends is a queue (``waiting``: the send of
+        this engine at which each chain left out was first found unnamed): the chains
+        left out longest first, then in the order of ``seen`` (the first event of a key
+        is its chain's tip), ranked by trust (``SendScan.witness_order``; of a room not
+        open here, the same over the rows this device cached: ``witness_order_of``). A
+        chain left out keeps its place while its head moves on, and whatever is read
+        after it queues behind it: it is named at the next send of this engine, unless
+        more than ``MAX_WITNESS`` chains left out with it wait too. Without the queue, 64
+        chains a provider planted and moved again before each send ranked ahead of a
+        newcomer at every send (red team rt101)."""
         told = self._witnessed.setdefault((room_id, key_text), {})
-        out: dict[str, str] = {}
+        waiting = self._waiting.setdefault((room_id, key_text), {})
+        turn = self._turns[(room_id, key_text)] = self._turns.get((room_id, key_text), 0) + 1
+        moved: list[Event] = []
         met: set[str] = set()
         for ev in seen:
             key = ev.sender_key
@@ -770,11 +785,22 @@ class Publisher:
                 continue
             met.add(key)
             if told.get(key) != ev.hash:
-                out[key] = ev.hash
-                if len(out) >= MAX_WITNESS:
-                    break
-        told.update(out)
-        return out
+                moved.append(ev)
+                waiting.setdefault(key, turn)
+        unnamed = {ev.sender_key for ev in moved}
+        for key in [k for k in waiting if k not in unnamed]:
+            del waiting[key]  # named meanwhile (by another process of this device)
+        moved.sort(key=lambda ev: waiting[ev.sender_key or ""])  # stable: ``seen``'s order
+        return {ev.sender_key or "": ev.hash for ev in moved[:MAX_WITNESS]}
+
+    def _witnessed_now(self, room_id: str, key_text: str, witness: dict[str, str]) -> None:
+        """``witness`` (``_witness``) is in an event queued now: its chains are told, and
+        leave the queue. Not before: a send refused (or signed by another process)
+        named nobody, and a chain marked told then waited until it moved again."""
+        self._witnessed.setdefault((room_id, key_text), {}).update(witness)
+        waiting = self._waiting.setdefault((room_id, key_text), {})
+        for key in witness:
+            waiting.pop(key, None)
 
     async def follow_read(
         self, room_id: str, key_text: str | None = None, *, interactive: bool = False
