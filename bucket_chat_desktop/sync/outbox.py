@@ -120,6 +120,13 @@ CREATE TABLE IF NOT EXISTS names (
     place TEXT,                     -- a folder's resolved path then (NULL: not a folder)
     seen REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS witness_queue (
+    room_id TEXT NOT NULL,
+    sender_key TEXT NOT NULL,       -- this device's key, whose witnesses left the chain out
+    chain_key TEXT NOT NULL,        -- the chain left out
+    turn INTEGER NOT NULL,          -- the send that first found it unnamed (by this outbox)
+    PRIMARY KEY (room_id, sender_key, chain_key)
+);
 """
 
 
@@ -267,6 +274,38 @@ class Outbox:
             "INSERT OR REPLACE INTO names (spec, identity, place, seen) VALUES (?, ?, ?, ?)",
             (spec, identity, place, time.time()),
         )
+
+    # -- the witness's queue ----------------------------------------------------------------
+
+    def witness_queue(self, room_id: str, sender_key: str) -> dict[str, int]:
+        """The chains that the witnesses of ``sender_key`` in the room left out, each with
+        the turn of the send that first found it unnamed (``Publisher._witness``): kept
+        here so that a restart, and the next ``bucket-chat send``, keep their places
+        (red team rt101: a queue in memory began empty at each start)."""
+        rows = self._db.execute(
+            "SELECT chain_key, turn FROM witness_queue WHERE room_id = ? AND sender_key = ?",
+            (room_id, sender_key),
+        )
+        # a column holds what was put in it, whatever its type (a salvaged copy)
+        return {k: t for k, t in rows if isinstance(k, str) and isinstance(t, int)}
+
+    def keep_witness_queue(self, room_id: str, sender_key: str, queue: Mapping[str, int]) -> None:
+        """Replace the queue of ``sender_key`` in the room (``witness_queue``) by ``queue``."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "DELETE FROM witness_queue WHERE room_id = ? AND sender_key = ?",
+                (room_id, sender_key),
+            )
+            db.executemany(
+                "INSERT INTO witness_queue VALUES (?, ?, ?, ?)",
+                [(room_id, sender_key, chain, turn) for chain, turn in queue.items()],
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     # -- chain heads ------------------------------------------------------------------------
 
@@ -791,8 +830,10 @@ _COLUMNS = {
     "last_error, permanent",
     "held": "seq, room_id, sender_key, user_id, displayname, drafts, created",
     "replaced": "seq, room_id, lines, signed",
+    "witness_queue": "room_id, sender_key, chain_key, turn",
 }
-_SINCE = {"held", "replaced"}  # tables an outbox of an older version may lack (made when opened)
+# tables an outbox of an older version may lack (made when opened)
+_SINCE = {"held", "replaced", "witness_queue"}
 _DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
