@@ -635,6 +635,7 @@ class Publisher:
                 drained=drained,
                 refused=refused,
                 older=older,
+                witness_queue=queue,
             )
         )
         for seq, why, kept in refused:  # set aside: kept, shown, and no longer in the way
@@ -643,10 +644,10 @@ class Publisher:
             assert held is not None
             await self._signed_elsewhere(room_id, held, user_id, key_text)
             return events
-        # Told and queued only now: a send refused (or signed by another process) named
-        # nobody, and a chain marked told before waited until it moved again.
+        # Told only now (the outbox kept the queue with the events): a send refused (or
+        # signed by another process) named nobody, and a chain marked told before waited
+        # until it moved again.
         self._witnessed.setdefault((room_id, key_text), {}).update(witness)
-        await self._engine._outboxed(outbox.keep_witness_queue, room_id, key_text, queue)
         self._signed_here.update(drained)
         if held is not None:
             self._signed_here.add(held)
