@@ -120,6 +120,13 @@ CREATE TABLE IF NOT EXISTS names (
     place TEXT,                     -- a folder's resolved path then (NULL: not a folder)
     seen REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS witness_queue (
+    room_id TEXT NOT NULL,
+    sender_key TEXT NOT NULL,       -- this device's key, whose witnesses left the chain out
+    chain_key TEXT NOT NULL,        -- the chain left out
+    turn INTEGER NOT NULL,          -- the send that first found it unnamed (by this outbox)
+    PRIMARY KEY (room_id, sender_key, chain_key)
+);
 """
 
 
@@ -267,6 +274,20 @@ class Outbox:
             "INSERT OR REPLACE INTO names (spec, identity, place, seen) VALUES (?, ?, ?, ?)",
             (spec, identity, place, time.time()),
         )
+
+    # -- the witness's queue ----------------------------------------------------------------
+
+    def witness_queue(self, room_id: str, sender_key: str) -> dict[str, int]:
+        """The chains that the witnesses of ``sender_key`` in the room left out, each with
+        the turn of the send that first found it unnamed (``Publisher._witness``; kept by
+        ``enqueue``): here so that a restart, and the next ``bucket-chat send``, keep
+        their places (red team rt101: a queue in memory began empty at each start)."""
+        rows = self._db.execute(
+            "SELECT chain_key, turn FROM witness_queue WHERE room_id = ? AND sender_key = ?",
+            (room_id, sender_key),
+        )
+        # a column holds what was put in it, whatever its type (a salvaged copy)
+        return {k: t for k, t in rows if isinstance(k, str) and isinstance(t, int)}
 
     # -- chain heads ------------------------------------------------------------------------
 
@@ -457,6 +478,7 @@ class Outbox:
         drained: list[int] | None = None,
         refused: list[tuple[int, str, Sequence[Draft]]] | None = None,
         older: list[Event] | None = None,
+        witness_queue: Mapping[str, int] | None = None,
     ) -> list[Event]:
         """Sign ``drafts`` (type, content) as the next events of this device's chain and
         commit them durably. A join comes first if the device never wrote in the room.
@@ -472,7 +494,9 @@ class Outbox:
         The holds signed so are appended to ``drained``; their events come first in the
         answer, and are appended to ``older``. An older hold that cannot be signed
         (``ValueError``) is passed over and stays kept, appended to ``refused`` with the
-        reason: it never blocks the room."""
+        reason: it never blocks the room. ``witness_queue`` (not None) replaces the
+        key's queue in the room (``witness_queue``) with the events whose witness left
+        those chains out: never apart from them, and without another write to disk."""
         key_text = b64encode(bytes(signing_key.verify_key))
         client_id = client_id_for(user_id, bytes(signing_key.verify_key))
         db = self._db
@@ -557,6 +581,15 @@ class Outbox:
                 "UPDATE heads SET line = ? WHERE room_id = ? AND sender_key = ?",
                 (head.line().decode("ascii").rstrip("\n"), room_id, key_text),
             )
+            if witness_queue is not None and events:  # with the witness that named the rest
+                db.execute(
+                    "DELETE FROM witness_queue WHERE room_id = ? AND sender_key = ?",
+                    (room_id, key_text),
+                )
+                db.executemany(
+                    "INSERT INTO witness_queue VALUES (?, ?, ?, ?)",
+                    [(room_id, key_text, chain, turn) for chain, turn in witness_queue.items()],
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -791,8 +824,10 @@ _COLUMNS = {
     "last_error, permanent",
     "held": "seq, room_id, sender_key, user_id, displayname, drafts, created",
     "replaced": "seq, room_id, lines, signed",
+    "witness_queue": "room_id, sender_key, chain_key, turn",
 }
-_SINCE = {"held", "replaced"}  # tables an outbox of an older version may lack (made when opened)
+# tables an outbox of an older version may lack (made when opened)
+_SINCE = {"held", "replaced", "witness_queue"}
 _DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 

@@ -79,6 +79,7 @@ log = logging.getLogger("bucket_chat.sync")
 
 MAX_WITNESS = MAX_WITNESS_ENTRIES  # other devices' chains named in one event's witness
 WITNESS_ROWS = 500  # newest cached rows a send that did not open the room witnesses from
+WITNESS_QUEUE_KEPT = 1024  # chains left out of a witness kept in the queue (the first)
 MAX_OFFERS_TOLD = 3  # keys one warning names when several offer to introduce this device
 # Rooms whose segments are written at once: one that hangs holds one place only.
 SEND_AT_ONCE = 8
@@ -615,7 +616,8 @@ class Publisher:
             if displayname:
                 join["displayname"] = displayname
             drafts = [(MEMBER, join), *drafts]
-        witness = self._witness(room_id, key_text, seen)
+        queue = await self._engine._outboxed(outbox.witness_queue, room_id, key_text)
+        witness, queue = self._witness(room_id, key_text, seen, queue)
         drained: list[int] = []  # older holds of the room and key, signed first
         older: list[Event] = []  # their events, first in the answer
         refused: list[tuple[int, str, Drafts]] = []  # older holds that can never be signed
@@ -633,6 +635,7 @@ class Publisher:
                 drained=drained,
                 refused=refused,
                 older=older,
+                witness_queue=queue,
             )
         )
         for seq, why, kept in refused:  # set aside: kept, shown, and no longer in the way
@@ -641,6 +644,10 @@ class Publisher:
             assert held is not None
             await self._signed_elsewhere(room_id, held, user_id, key_text)
             return events
+        # Told only now (the outbox kept the queue with the events): a send refused (or
+        # signed by another process) named nobody, and a chain marked told before waited
+        # until it moved again.
+        self._witnessed.setdefault((room_id, key_text), {}).update(witness)
         self._signed_here.update(drained)
         if held is not None:
             self._signed_here.add(held)
@@ -752,17 +759,29 @@ class Publisher:
             f" and {more:,} more (someone may be flooding the room)" if more > 0 else "",
         )
 
-    def _witness(self, room_id: str, key_text: str, seen: Iterable[Event]) -> dict[str, str]:
+    def _witness(
+        self, room_id: str, key_text: str, seen: Iterable[Event], queue: dict[str, int]
+    ) -> tuple[dict[str, str], dict[str, int]]:
         """The other devices' newest events this device has read, for the witness of its
-        next event (PROTOCOL.md section 6.1): only chains that moved since this device's
-        last witness in the room, at most ``MAX_WITNESS``, in the order of ``seen`` (the
+        next event (PROTOCOL.md section 6.1): only chains that moved since this key's
+        witnesses last named them (``seen`` leaves out what its witnesses in the room
+        named; ``told`` adds what this engine's sends named that the room has not shown
+        yet), at most ``MAX_WITNESS``; and the queue to keep if it is sent.
+
+        More than that moving between two sends is a queue (``queue``, kept in the
+        outbox: each chain left out, with the turn of the send that first found it
+        unnamed): the chains left out longest first, then in the order of ``seen`` (the
         first event of a key is its chain's tip), ranked by trust
         (``SendScan.witness_order``; of a room not open here, the same over the rows this
-        device cached: ``witness_order_of``). A chain left out is still untold, so the
-        next send names it: with more than ``MAX_WITNESS`` chains moving, each is named
-        within a few sends."""
-        told = self._witnessed.setdefault((room_id, key_text), {})
-        out: dict[str, str] = {}
+        device cached: ``witness_order_of``). A chain left out keeps its place while its
+        head moves on, and whatever is found after it queues behind it, across restarts
+        and ``bucket-chat send``: the next send names it, unless more than
+        ``MAX_WITNESS`` chains left out with it wait too. Without the queue, 64 chains a
+        provider planted and moved again before each send ranked ahead of a newcomer at
+        every send (red team rt101)."""
+        told = self._witnessed.get((room_id, key_text), {})
+        turn = max(queue.values(), default=0) + 1
+        moved: list[Event] = []
         met: set[str] = set()
         for ev in seen:
             key = ev.sender_key
@@ -770,11 +789,14 @@ class Publisher:
                 continue
             met.add(key)
             if told.get(key) != ev.hash:
-                out[key] = ev.hash
-                if len(out) >= MAX_WITNESS:
-                    break
-        told.update(out)
-        return out
+                moved.append(ev)
+        # A chain no longer unnamed (named meanwhile, by another process of this device)
+        # leaves the queue.
+        waiting = {ev.sender_key or "": queue.get(ev.sender_key or "", turn) for ev in moved}
+        moved.sort(key=lambda ev: waiting[ev.sender_key or ""])  # stable: ``seen``'s order
+        witness = {ev.sender_key or "": ev.hash for ev in moved[:MAX_WITNESS]}
+        left = moved[MAX_WITNESS : MAX_WITNESS + WITNESS_QUEUE_KEPT]
+        return witness, {ev.sender_key or "": waiting[ev.sender_key or ""] for ev in left}
 
     async def follow_read(
         self, room_id: str, key_text: str | None = None, *, interactive: bool = False

@@ -565,14 +565,16 @@ class CachedRoom:
 
 def _ranked(
     tips: dict[str, Event],
-    named: Collection[str],
+    named: Mapping[str, Collection[str]],
     since: int | None,
     first: Mapping[str, int],
     trusted: Mapping[str, bool],
 ) -> list[Event]:
     """``tips`` (each key's newest event, the most recently active last) in the order of
-    ``SendScan.witness_order``: ``named`` by this key's own witnesses, then verified keys
-    first dated no later than ``since`` (this key's newest event), then other verified
+    ``SendScan.witness_order``, but those whose newest event this key's own witnesses
+    named already (``named``: key -> hashes): chains ``named`` by this key's own
+    witnesses, then (``since``: this key's newest event, None once its witnesses named
+    any chain) verified keys first dated no later than ``since``, then other verified
     keys, then the rest; the most recently active first within each. O(keys)."""
 
     def rank(ev: Event) -> int:
@@ -585,7 +587,19 @@ def _ranked(
             return 1
         return 2
 
-    return sorted(reversed(tips.values()), key=rank)  # stable: newest first in a rank
+    moved = (
+        ev for ev in reversed(tips.values()) if ev.hash not in named.get(ev.sender_key or "", ())
+    )
+    return sorted(moved, key=rank)  # stable: newest first in a rank
+
+
+def _since(own: Event | None, named: Mapping[str, Collection[str]]) -> int | None:
+    """The date up to which a chain's first row ranks it as in the room when this key
+    last wrote (``_ranked``): its newest event's, until its own witnesses named a chain.
+    From then on they say what this device had read when it wrote, and a date (the
+    writer's word) no longer ranks anyone: a provider backdated 64 made-up ids to before
+    Bob's last send, ahead of Carol, who joined after it (red team rt101)."""
+    return own.timestamp_ms if own is not None and not named else None
 
 
 def witness_order_of(rows: Iterable[tuple[Event, TrustState]], key_text: str) -> list[Event]:
@@ -594,10 +608,9 @@ def witness_order_of(rows: Iterable[tuple[Event, TrustState]], key_text: str) ->
     tips: dict[str, Event] = {}
     first: dict[str, int] = {}
     trusted: dict[str, bool] = {}
-    named: set[str] = set()
+    named: dict[str, set[str]] = {}
     _take_rows(rows, tips, first, trusted, {key_text: named})
-    own = tips.get(key_text)
-    return _ranked(tips, named, own.timestamp_ms if own else None, first, trusted)
+    return _ranked(tips, named, _since(tips.get(key_text), named), first, trusted)
 
 
 def _take_rows(
@@ -605,11 +618,11 @@ def _take_rows(
     tips: dict[str, Event],
     first: dict[str, int],
     trusted: dict[str, bool],
-    witnessed: dict[str, set[str]],
+    witnessed: dict[str, dict[str, set[str]]],
 ) -> None:
     """Of ``rows`` (display order, each once): each key's newest event (to the end of
     ``tips``: the most recently active last), earliest date, verdict of its newest, and
-    what the witnesses of the keys in ``witnessed`` named."""
+    what the witnesses of the keys in ``witnessed`` named (key -> the hashes named)."""
     for ev, state in rows:
         key = ev.sender_key
         if not key:
@@ -622,7 +635,15 @@ def _take_rows(
         trusted[key] = state is TrustState.VERIFIED
         named = witnessed.get(key)
         if named is not None and WITNESS_FIELD in ev.raw:
-            named.update(k for k, _ in witness_entries(ev.raw[WITNESS_FIELD], key))
+            _note_witness(named, ev, key)
+
+
+def _note_witness(named: dict[str, set[str]], ev: Event, key: str) -> None:
+    for other, seen in witness_entries(ev.raw[WITNESS_FIELD], key):
+        hashes = named.get(other)
+        if hashes is None:
+            hashes = named[other] = set()
+        hashes.add(seen)
 
 
 @dataclass(slots=True)
@@ -646,8 +667,9 @@ class SendScan:
     first: dict[str, int] = field(default_factory=dict)
     # sender key -> whether its newest row (``tips``) is verified
     trusted: dict[str, bool] = field(default_factory=dict)
-    # a key of this device -> the keys its own witnesses in the room named (``named``)
-    witnessed: dict[str, set[str]] = field(default_factory=dict)
+    # a key of this device -> the keys its own witnesses in the room named, each with
+    # the hashes named (``named``)
+    witnessed: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 
     def _take(self, rows: Sequence[Assessed]) -> None:
         """Each key's newest event, earliest date, verdict and own witnesses, of ``rows``
@@ -663,37 +685,45 @@ class SendScan:
         for scan in self.offers.values():
             scan.feed((a.event, a.state) for a in new)
 
-    def named(self, key_text: str) -> set[str]:
-        """The keys the witnesses of ``key_text``'s own events in the room named: chains
-        this device told the room it had read, in events signed by its key (no storage
-        can add a key to it)."""
+    def named(self, key_text: str) -> dict[str, set[str]]:
+        """The keys the witnesses of ``key_text``'s own events in the room named, each
+        with the hashes named: chains this device told the room it had read, in events
+        signed by its key (no storage can add a key to it). Read from the room's history,
+        so a restart or ``bucket-chat send`` knows them too (red team rt101: a record
+        kept in memory only was empty again at each start)."""
         named = self.witnessed.get(key_text)
         if named is None:
-            named = self.witnessed[key_text] = set()
+            named = self.witnessed[key_text] = {}
             for a in self.result.timeline[: self.seen]:
                 ev = a.event
                 if ev.sender_key == key_text and WITNESS_FIELD in ev.raw:
-                    named.update(k for k, _ in witness_entries(ev.raw[WITNESS_FIELD], key_text))
+                    _note_witness(named, ev, key_text)
         return named
 
     def witness_order(self, key_text: str) -> list[Event]:
-        """Each other device's newest event, in the order a witness of ``key_text``
-        names their chains (PROTOCOL.md section 6.1), the most trusted first and, among
-        equals, the most recently active first:
+        """Each other device's newest event that this key's own witnesses have not
+        named yet (a chain that moved since, or never named), in the order a witness of
+        ``key_text`` names their chains (PROTOCOL.md section 6.1), the most trusted first
+        and, among equals, the most recently active first:
 
         1. chains this key's own earlier witnesses named (``named``): read here before;
-        2. of chains whose newest row is verified, those whose first row is dated no
-           later than this key's newest event: in the room when this device last wrote;
-        3. the other verified ones: keys first seen since;
+        2. only while this key's witnesses named no chain yet (its first send with a
+           witness; ``_since``): of chains whose newest row is verified, those whose
+           first row is dated no later than this key's newest event;
+        3. the other verified ones: keys first seen since, or whose dates say they were
+           here before although this key's own witnesses never named them;
         4. the rest (a key nobody introduced, a broken chain).
 
         A witness names at most 64 chains, and a key costs nothing: fresh keys made
         active after a message can no longer push the chain of that message out of the
-        witness of a device that read it (red team rt99), unless more than 64 chains of
-        the first two kinds move between two sends (docs/SECURITY.md)."""
-        own = self.tips.get(key_text)
-        since = own.timestamp_ms if own is not None else None
-        return _ranked(self.tips, self.named(key_text), since, self.first, self.trusted)
+        witness of a device that read it (red team rt99), and made-up ids backdated to
+        before this key's last witness no longer rank ahead of a newcomer (rt101).
+        Within a kind the order is by the writers' dates, which a provider chooses for
+        its own rows: the publisher puts a chain left out first at its next send
+        (``Publisher._witness``; docs/SECURITY.md, "Crowding a witness")."""
+        named = self.named(key_text)
+        since = _since(self.tips.get(key_text), named)
+        return _ranked(self.tips, named, since, self.first, self.trusted)
 
     def placed(self, before: AuditResult, after: AuditResult, at: int, count: int) -> bool:
         """Carry this scan over ``count`` rows placed at ``at`` (``RoomLedger.try_place``)
