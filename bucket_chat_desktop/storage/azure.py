@@ -517,5 +517,5 @@ async def _pages(
         items = [item async for item in page]  # the page is in memory: no request here
         yield items
         last = getattr(items[-1], "name", None) if items else None
-        if not listing.more(counted(items), pages.continuation_token, last):
+        if not listing.more(counted(items), pages.continuation_token, last, names=len(items)):
             return

@@ -39,6 +39,7 @@ import time
 import weakref
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote, unquote
 
@@ -60,6 +61,7 @@ from .base import (
     StorageThrottledError,
     WriteNotConfirmedError,
     check_object_path,
+    level_first,
     level_of,
     md5_tag,
     taken_but_missing,
@@ -448,6 +450,7 @@ class Listing:
         self.cut = False
         self.pages = 0
         self.objects = 0
+        self.names = 0  # what counts against ``most``: a level's objects too (``more``)
         self.overlong = 0  # names over ``NAME_MAX`` skipped (``named``)
         self._tokens: set[bytes] = set()  # digests of the tokens named so far
 
@@ -508,13 +511,19 @@ class Listing:
         service = SERVICE_NAMES.get(self._storage.kind, self._storage.kind)
         return self.refused(f"the {service} listing answer is malformed: {reason}")
 
-    def more(self, objects: int, token: object, last: str | None = None) -> bool:
+    def more(
+        self, objects: int, token: object, last: str | None = None, *, names: int | None = None
+    ) -> bool:
         """A page naming ``objects`` objects (or prefixes) was received, naming ``token``
         as the next and ``last`` as its last key (pages come in key order): True when
-        the next page is to be asked, never once ``last`` reached ``stop``. Raises
-        ``StorageError`` when the listing does not end (see the class)."""
+        the next page is to be asked, never once ``last`` reached ``stop``. ``names``:
+        what the page named against ``most`` when not ``objects`` (a level's listing
+        counts its folders towards the listing's bounds, and its objects right in it
+        too towards ``most``). Raises ``StorageError`` when the listing does not end
+        (see the class)."""
         self.pages += 1
         self.objects += objects
+        self.names += objects if names is None else names
         if self.objects > LIST_MAX_OBJECTS:
             raise StorageError(
                 f"{self.what}: the service listed more than {LIST_MAX_OBJECTS:,} objects "
@@ -525,7 +534,7 @@ class Listing:
             return False  # the rest sorts after what the caller asked for
         if token is None or token == "":
             return False
-        if self.most is not None and self.objects >= self.most:
+        if self.most is not None and self.names >= self.most:
             self.cut = True  # the caller wants no more: the next page is not asked
             return False
         if not isinstance(token, str):
@@ -1454,10 +1463,20 @@ class FsspecStorage(Storage, abc.ABC):
 
     @on_io_loop
     async def list_level(self, prefix: str) -> Level:
+        return await self._level(prefix, None)
+
+    @on_io_loop
+    async def list_level_first(self, prefix: str, most: int) -> Level:
+        return await self._level(prefix, max(most, 0))
+
+    async def _level(self, prefix: str, most: int | None) -> Level:
+        """The listing of ``prefix``'s level (``list_level``); ``most``: no page asked
+        once the pages held that many names, the level ``cut`` when the service had more
+        (``list_level_first``)."""
         folder = self._folder_key(prefix)
         fs = await self._filesystem()
         what = f"cannot list {self.display(prefix)}"
-        listing = Listing(self, what)
+        listing = Listing(self, what, None, most)
         try:
             found = await self._list_level_keys(fs, folder, listing)
             if not all(isinstance(name, str) for name in found):
@@ -1472,7 +1491,12 @@ class FsspecStorage(Storage, abc.ABC):
         # folder's) is no object in it.
         folders = [key[len(folder) :].strip("/") for key in inside if key.endswith("/")]
         objects = [key[len(folder) :] for key in inside if not key.endswith("/")]
-        return level_of([f for f in folders if f], [o for o in objects if o])
+        level = level_of([f for f in folders if f], [o for o in objects if o])
+        if most is None:
+            return level
+        # the pages may hold more than asked: the same first ``most`` as anywhere
+        level = level_first(level, most)
+        return replace(level, cut=True) if listing.cut else level
 
     def _inside(
         self, folder: str, found: list[T], what: str, *, key: Callable[[T], str]

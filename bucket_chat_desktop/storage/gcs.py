@@ -394,7 +394,8 @@ class GCSStorage(FsspecStorage):
                 if listing.named(item["name"]) is not None:
                     out.append(item["name"])
             token = page.get("nextPageToken")
-            if not listing.more(len(prefixes), token):  # folders count, objects not (S3's)
+            # folders count towards its bounds, objects not (S3's); both towards ``most``
+            if not listing.more(len(prefixes), token, names=len(prefixes) + len(items)):
                 return out
             params["pageToken"] = token
 

@@ -344,7 +344,7 @@ class S3Storage(FsspecStorage):
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
             # Folders count towards the listing's bounds, objects right in it not: a
             # member's 200,000 objects in a room's logs/ made its days unreadable.
-            if not listing.more(len(prefixes), token):
+            if not listing.more(len(prefixes), token, names=len(prefixes) + len(objects)):
                 return out
             params["ContinuationToken"] = token
 

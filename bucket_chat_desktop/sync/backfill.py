@@ -283,7 +283,7 @@ class Backfill:
         ``warm``: an earlier pass read everything, so only new days need listing, and the
         days ``also`` names (where something could not be read)."""
         held = len(room.known)  # what the listing must show: kept before it was asked
-        days, loose_noted, _ = await self.list_days(room)
+        days, loose_noted, _, _ = await self.list_days(room)
         dates = sorted(days, reverse=True)
         self._engine._set_online(True, "")
         # Whether a refusal's finding went (``relist``) or came: the room's verdict changed.
@@ -503,20 +503,28 @@ class Backfill:
         self._engine.requests += listing_pages(len(listed))
         return listed, more
 
-    async def list_days(self, room: RoomState) -> tuple[list[str], bool, int]:
+    async def list_days(
+        self, room: RoomState, most: int | None = None
+    ) -> tuple[list[str], bool, int, bool]:
         """The room's day folders (``logs/<day>/``), in one listing that also shows the
         objects right in ``logs/``: no segment's place (PROTOCOL.md section 2.2), each is
         noted as refused unread with an ``unexpected-object`` notice (at most
         ``LOOSE_NOTED``, then one for the rest); one no longer listed is forgotten. They
         were ignored without a word: a segment put there, its messages never shown, and
         ``verify`` said nothing. Also True when such a note changed (the verdict did),
-        and the names the listing gave (what it cost: ``schedule.listing_pages``)."""
+        the names the listing gave (what it cost: ``schedule.listing_pages``), and
+        whether it was cut: ``most`` names at most (``Storage.list_level_first``: a
+        background listing, red team rt102), the level holding more. A cut listing
+        shows not all the days, nor all the objects: nothing is forgotten by it."""
         prefix = logs_prefix(room.room_id)
-        self._engine.requests += 1
-        level = await self._engine.storage.list_level(prefix)
+        storage = self._engine.storage
+        level = await (
+            storage.list_level(prefix) if most is None else storage.list_level_first(prefix, most)
+        )
         names = len(level.folders) + len(level.objects) + level.more
+        self._engine.requests += listing_pages(names) if level.cut else 1
         if not level.objects and not room.refused_in(prefix):  # one look: most rooms
-            return level.folders, False, names
+            return level.folders, False, names, level.cut
         loose = [f"{prefix}{name}" for name in level.objects]  # names shown as text
         notes = {
             path: Finding(
@@ -526,20 +534,26 @@ class Backfill:
             )
             for path in loose
         }
-        if len(loose) + level.more > LOOSE_NOTED:
+        if len(loose) + level.more > LOOSE_NOTED or level.cut:
             notes = {path: notes[path] for path in loose[:LOOSE_NOTED]}
             more = len(loose) + level.more - LOOSE_NOTED
+            why = (
+                f"{more:,} more objects"
+                if not level.cut
+                else f"more than {len(loose) + level.more:,} objects (a background listing "
+                "goes no further)"
+            )
             notes[prefix] = Finding(
                 Kind.UNEXPECTED_OBJECT,
-                f"{more:,} more objects right in the room's logs folder, not in a day "
-                "folder: no segment's place; ignored",
+                f"{why} right in the room's logs folder, not in a day folder: no segment's "
+                "place; ignored",
                 prefix,
             )
 
         def note() -> bool:  # state thread
             changed = False
             for path in room.refused_in(prefix):
-                if path not in notes:
+                if path not in notes and not level.cut:  # a cut listing: maybe further on
                     changed = room.forget_refused(path) or changed
             for path, finding in notes.items():
                 kept = room.refused.get(path)
@@ -547,7 +561,8 @@ class Backfill:
                     changed = room.note_refused(path, UNKNOWN_SIZE, finding) or changed
             return changed
 
-        return level.folders, await self._engine._serially(note, room=room.room_id), names
+        changed = await self._engine._serially(note, room=room.room_id)
+        return level.folders, changed, names, level.cut
 
     async def download(
         self,

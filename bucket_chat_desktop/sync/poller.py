@@ -57,6 +57,7 @@ from .folder_watch import NotWatchable, Watch, new_watch
 from .room_objects import Budget
 from .schedule import (
     FEED_NAMED_GRACES,
+    LEVEL_PAGES_MAX,
     LISTING_PAGE,
     SAFETY_COST,
     SAFETY_PAGES_MAX,
@@ -651,6 +652,7 @@ class Poller:
             return
         room.safety_failures = 0
         room.over_cost.clear()  # every day listed whole
+        room.level_over = None  # and the room's days
         if room.unchecked is not None:
             async with room.lock:
                 if await self._engine._serially(_checked, room, room=room.room_id):
@@ -1440,15 +1442,27 @@ class Poller:
         room = self._engine._room(room_id)
         background = self._local is None and not self._engine.window_focused
         held = len(room.known)  # what the listings must show: kept before they were asked
-        listed_days, loose_noted, level_names = await self._backfill.list_days(room)
+        # Behind other windows the level itself takes at most ``LEVEL_PAGES_MAX`` pages:
+        # junk right in ``logs/`` made it cost any number (red team rt102).
+        cap = LEVEL_PAGES_MAX * LISTING_PAGE if background else None
+        listed_days, loose_noted, level_names, cut = await self._backfill.list_days(room, cap)
         pages = listing_pages(level_names)
         heavy: list[tuple[str, int, int]] = []  # days of more than a page: names, junk
         day_names = set(listed_days)
+        room.level_over = _level_over(level_names) if cut else None
+        if cut:
+            # The junk may sort before the days (a listing is in name order, folders and
+            # objects together): the newest days by the clock are listed each by itself,
+            # one that is not there as an empty folder is (an object store has none).
+            now_ms = int(time.time() * 1000)
+            listed_days = sorted({*listed_days, *(utc_date(now_ms + d) for d in _NEAR_DAYS)})
         # Days read before that are no longer listed at all (removed whole: an object
         # store has no empty folders): noted as an opening notes them, from the listing
         # of the days this round makes anyway — not listed one by one, there is nothing
-        # to list.
-        days_noted = await self._engine._serially(_days_listed, room, day_names, held, room=room_id)
+        # to list. A listing cut short does not show every day: nothing is called gone.
+        days_noted = not cut and await self._engine._serially(
+            _days_listed, room, day_names, held, room=room_id
+        )
         dates = newest_days(listed_days, int(time.time() * 1000))
         # Older days where a segment read here is noted as gone or changed (or an object
         # was refused unread: gone or at another size since?): compared too, so one put
@@ -1519,7 +1533,7 @@ class Poller:
         new = [it for it in items if not room.holds(it) and it.path not in self._reading]
         failed: dict[str, str] = {}
         fetched = await self._backfill.download(room, new, failed) if new else []
-        over = _over_cost_note(room.over_cost)
+        over = _joined(room.level_over, _over_cost_note(room.over_cost))
         async with room.lock:
             if unlisted:
                 await self._engine._serially(room.unlisted.update, unlisted, room=room_id)
@@ -1828,6 +1842,31 @@ def _over_cost(date: str, listed: list[ObjectInfo]) -> str:
         f"its day {terminal_safe(date, limit=40)} holds over {len(listed):,} objects, "
         f"{junk:,} of the first {len(listed):,} not segments"
     )
+
+
+_NEAR_DAYS = (-86_400_000, 0, 86_400_000)
+"""Yesterday's, today's and tomorrow's UTC dates, from now in ms: where late deliveries
+land (``ids.newest_days``), listed by themselves when the room's days could not be listed
+whole in the background (``Poller.refresh``)."""
+
+
+def _level_over(names: int) -> str:
+    """The room's note (``RoomState.level_over``) when a background listing of its days
+    stopped after ``names`` names (``LEVEL_PAGES_MAX`` pages)."""
+    return (
+        f"its logs folder holds over {names:,} objects and folders right in it (day "
+        f"folders hold the room's history; a member may write anything there): listing "
+        f"them takes more than the {LEVEL_PAGES_MAX} requests a storage may spend on them "
+        "in the background, so the room's days older than yesterday are listed only while "
+        "the room is on screen with the window in front; new messages of yesterday, today "
+        "and tomorrow are still fetched"
+    )
+
+
+def _joined(*notes: str | None) -> str | None:
+    """The notes that are there, one after the other; None when none is."""
+    there = [n for n in notes if n]
+    return "; ".join(there) if there else None
 
 
 def _over_cost_note(over_cost: dict[str, str]) -> str | None:

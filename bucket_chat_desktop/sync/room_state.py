@@ -109,6 +109,11 @@ class RoomState:
     # is looked at a page from just after the newest segment held there (red team rt96).
     # A listing of the room whole (window in front, or read again) clears them. Loop-side.
     over_cost: dict[str, str] = field(default_factory=dict)
+    # What the room's last background listing of its days (``logs/``, one level) found
+    # when it had to stop (more names right there than ``LEVEL_PAGES_MAX`` pages: junk a
+    # member wrote, red team rt102), or None: its older days are then not looked at in
+    # the background. A listing of the room's days whole clears it. Loop-side.
+    level_over: str | None = None
     # Since when (wall clock, seconds) and why the room's history could not be checked:
     # its safety listing failed (refused by the storage for this room, or twice in a
     # row). A segment removed or rewritten meanwhile is not noticed, so the verdict is

@@ -280,6 +280,14 @@ Later background listings look at a newest day noted so with one page from just 
 the newest segment held there. Two such in one hour cost about 62 requests besides the
 80 marker listings: within the 150. A day of a room holds one segment per message sent:
 30,000 are more than people write in a day."""
+LEVEL_PAGES_MAX = 10
+"""Pages of the ``SAFETY_PAGES_MAX`` that a background listing of a room's days (its
+``logs/``, one level) may take: 10,000 names, 27 years of days. A member may write any
+number of objects right into ``logs/``: listed whole, 150,000 made that hour cost 234
+requests, and 200,000 made each attempt 201 requests before the listing was refused
+(red team rt102). Past it the listing stops, the room says so, and its newest days
+(yesterday's, today's and tomorrow's UTC dates: the junk may sort before them) are
+listed as ever; its older days only when the room is listed whole."""
 COST_STRETCH_MAX = 16
 """How far a room's background wait may be stretched, cost and failures together
 (``charged_wait``): 64 hours at the 4 h period."""

@@ -299,6 +299,67 @@ async def test_objects_right_in_a_folder_never_make_its_folders_unlistable(
     assert level.objects == [f"junk-{n}" for n in range(4)] and level.more == 5
 
 
+async def test_a_level_listed_first_gives_its_first_names_and_says_it_was_cut(
+    stores: Stores,
+) -> None:
+    """``list_level_first`` (red team rt102: a room's background listing of its days is
+    bounded): the first names of the level in name order, folders and objects right in
+    it together, and whether it holds more; a level within the bound is listed whole."""
+    store = stores.new()
+    for day in ("2025-01-01", "2025-01-03"):
+        await store.put_if_absent(f"rooms/a/logs/{day}/messages_1_1_a.jsonl", b"x")
+    for name in ("0-junk", "2025-01-02-junk", "zz-junk"):
+        await store.put_if_absent(f"rooms/a/logs/{name}", b"x")
+    level = await store.list_level_first("rooms/a/logs/", 3)
+    assert (level.folders, level.objects, level.cut) == (
+        ["2025-01-01"],
+        ["0-junk", "2025-01-02-junk"],
+        True,
+    )
+    whole = await store.list_level_first("rooms/a/logs/", 5)
+    assert whole == await store.list_level("rooms/a/logs/")
+    assert (whole.folders, whole.cut) == (["2025-01-01", "2025-01-03"], False)
+
+
+async def test_a_level_listed_first_asks_no_page_past_what_it_takes(
+    stores_for: StoresMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On S3 (moto), pages of 2 names: a level of 7 names listed first 3 asks 2 pages and
+    stops (a member's junk right in ``logs/`` costs no page past them: red team rt102),
+    listed whole 4."""
+    from bucket_chat_desktop.storage import s3
+
+    asked: list[object] = []
+    real = s3._listed
+
+    async def small_pages(fs: object, params: dict[str, object]) -> object:
+        asked.append(params.get("ContinuationToken"))
+        return await real(fs, {**params, "MaxKeys": 2})
+
+    monkeypatch.setattr(s3, "_listed", small_pages)
+    store = stores_for("s3").new()
+    for day in ("2025-01-01", "2025-01-03"):
+        await store.put_if_absent(f"rooms/a/logs/{day}/messages_1_1_a.jsonl", b"x")
+    for n in range(5):
+        await store.put_if_absent(f"rooms/a/logs/0-junk-{n}", b"x")
+    asked.clear()
+    level = await store.list_level_first("rooms/a/logs/", 3)
+    assert (level.folders, level.objects, level.cut) == (
+        [],
+        ["0-junk-0", "0-junk-1", "0-junk-2"],
+        True,
+    )
+    assert len(asked) == 2, asked
+    asked.clear()
+    whole = await store.list_level("rooms/a/logs/")
+    assert (whole.folders, len(whole.objects), whole.cut) == (
+        ["2025-01-01", "2025-01-03"],
+        5,
+        False,
+    )
+    assert len(asked) == 4, asked
+
+
 async def test_exists(stores: Stores) -> None:
     store = stores.new()
     await store.put_if_absent("rooms/r/metadata.json", b"{}")

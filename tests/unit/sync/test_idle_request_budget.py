@@ -104,6 +104,13 @@ class Bucket(Storage):
         self.requests += max(1, (names + 999) // 1000)
         return level
 
+    async def list_level_first(self, prefix: str, most: int) -> Level:
+        """As a bucket asks: the pages ``most`` names take, no more."""
+        level = await self.inner.list_level_first(prefix, most)
+        names = len(level.folders) + len(level.objects) + level.more
+        self.requests += max(1, (names + PAGE - 1) // PAGE)
+        return level
+
     async def exists(self, path: str) -> bool:
         self.requests += 1
         return await self.inner.exists(path)
