@@ -1462,10 +1462,13 @@ class Poller:
             if room.vanished or room.refused
             else []
         )
-        # Days noted too costly to list in the background that this listing no longer
-        # looks at (a day no longer among the newest, no longer noted) are not its notes.
-        for date in set(room.over_cost) - {*dates, *older}:
-            del room.over_cost[date]
+        # A day noted too costly to list in the background keeps its note until the room
+        # is listed whole, also once it is no longer among the newest days (red team
+        # rt102: the note went, and the room said nothing, while the day was never
+        # listed); in front, the newest few such days are listed whole.
+        if not background:
+            costly = set(room.over_cost) - {*dates, *older}
+            dates.extend(sorted(costly, reverse=True)[:NOTED_DAYS])
         items: list[ObjectInfo] = []
         vanished = loose_noted or days_noted  # a note of an object in logs/, of a day
         unlisted: dict[str, str] = {}
