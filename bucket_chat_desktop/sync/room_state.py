@@ -109,6 +109,12 @@ class RoomState:
     # is looked at a page from just after the newest segment held there (red team rt96).
     # A listing of the room whole (window in front, or read again) clears them. Loop-side.
     over_cost: dict[str, str] = field(default_factory=dict)
+    # The oldest day (``logs/<date>/``) a message written since the room's last safety
+    # listing may be in that the listings of its newest days no longer look at: a local
+    # date of a writer west of UTC when that listing began, or the first day a listing
+    # left for the next (``ids.days_left_behind``, ``poller.BEHIND_DAYS_MAX`` a round).
+    # None: nothing left behind (no safety listing yet). Loop-side.
+    listed_from: str | None = None
     # Since when (wall clock, seconds) and why the room's history could not be checked:
     # its safety listing failed (refused by the storage for this room, or twice in a
     # row). A segment removed or rewritten meanwhile is not noticed, so the verdict is
