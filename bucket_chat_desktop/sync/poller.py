@@ -642,6 +642,17 @@ class Poller:
                 self._safety_told.discard(room.room_id)
         return len(room.known) - before
 
+    @staticmethod
+    def reading_from_now(room: RoomState) -> None:
+        """The room's pass through its history (``SyncEngine.open_room``) begins: the
+        room's first safety listing lists the days left behind since then
+        (``RoomState.listed_from``). Without it that listing looked at the newest days
+        of its own time only, and one put off a day or more (junk, failures, 300 rooms
+        behind other windows) never listed the day a member west of UTC wrote into after
+        the opening (red team rt102). A room listed since keeps its own."""
+        if room.listed_from is None:
+            room.listed_from = utc_date(int(time.time() * 1000) - DAY_SPREAD_MS)
+
     async def _read_again_ended(self, room: RoomState, began_ms: int) -> None:
         """A room read all over again by a safety pass (``_read_again``): one that still
         leaves something unread or unlisted (a listing refused, a download failed: said

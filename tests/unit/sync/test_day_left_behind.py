@@ -195,3 +195,36 @@ def test_a_laptop_asleep_for_ten_days_catches_up_a_few_days_a_round_and_says_so(
         asyncio.run(run())
     finally:
         mp.undo()
+
+
+def test_a_first_listing_put_off_lists_the_day_written_into_after_the_opening(
+    tmp_path: Path,
+    clock: Clock,  # noqa: F811
+) -> None:
+    """The room's first background listing after its opening comes a day and a half
+    later (its period stretched: many rooms, failures). A member west of UTC wrote into
+    yesterday's folder just after the opening: by that listing the folder is two days
+    old, yet it is listed, from the opening's day on, and the message delivered."""
+
+    async def run() -> None:
+        store = tmp_path / "store"
+        rooms = await _rooms(store, 2)
+        idle = Idle(tmp_path, clock, rooms)
+        try:
+            await idle.open()
+            opened = idle.clock.now
+            room = idle.engine.rooms[rooms[0]]
+            room.last_safety = idle.clock.now + 36 * 3600  # not due for 36 h and more
+            # tomorrow's folder (one object): the newest two days are then new ones
+            _pad_day(idle, store, rooms[0], utc_date(int(time.time() * 1000) + DAY_MS), 1)
+            honest = await _written_on_local_yesterday(store, rooms[0])
+            await _idle_for(idle, 44)
+            assert idle.listed_at[rooms[0]], "not listed"
+            assert idle.listed_at[rooms[0]][0] - opened >= 36 * 3600  # the first, put off
+            assert honest in room.known, (
+                f"not delivered (listed at {_hours_listed(idle.listed_at[rooms[0]])} h)"
+            )
+        finally:
+            await idle.engine.close()
+
+    asyncio.run(run())
