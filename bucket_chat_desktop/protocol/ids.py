@@ -200,6 +200,28 @@ def newest_days(names: Iterable[str], now_ms: int, count: int = 2) -> list[str]:
     return [d for i, d in enumerate(sorted(days, reverse=True)) if i < count or d in current]
 
 
+def days_left_behind(
+    names: Iterable[str], since: str, until: str, newest: Iterable[str], count: int
+) -> tuple[list[str], str | None]:
+    """A room's day folder names (``logs/<date>/``) from date ``since`` up to ``until``
+    (both included) that are not among ``newest`` (``newest_days``), oldest first, at
+    most ``count``; and the first of those left for later (None: none left).
+
+    A listing that looks at the newest days only never looks again at a day that was
+    among them at the last listing and has since dropped out of them: a message written
+    there in between (a member west of UTC writes into yesterday's UTC date every
+    evening) was never delivered while the app ran (red team rt102). Oldest first and
+    ``count`` at a time: a wall clock that jumped days ahead (a laptop asleep) must not
+    make one listing look at hundreds of days."""
+    skip = set(newest)
+    days = sorted(
+        n
+        for n in set(names)
+        if _DATE_RE.fullmatch(n) is not None and since <= n <= until and n not in skip
+    )
+    return days[:count], (days[count] if len(days) > count else None)
+
+
 DAY_SPREAD_MS = 14 * 3_600_000
 """How far from its UTC date a day folder's segments may start (PROTOCOL.md: the
 reference implementation names folders by the writer's local date; time zones run from

@@ -466,6 +466,7 @@ class SyncEngine:
         # the metadata): one pass a room, the one ``close`` cancels
         if self._dropped(room) or await self._reading(room, background):
             return room
+        self._poller.reading_from_now(room)
         task = asyncio.create_task(self._backfill.fetch_history(room), name=f"bc-history-{room_id}")
         room.backfill = task
         if not background:

@@ -38,7 +38,9 @@ from ..index import Index
 from ..protocol.activity import activity_folder, parse_marker
 from ..protocol.audit import HOLD_AHEAD_MS
 from ..protocol.ids import (
+    DAY_SPREAD_MS,
     SegmentName,
+    days_left_behind,
     is_segment_name,
     is_valid_room_id,
     listing_start,
@@ -161,6 +163,15 @@ hour (docs/SCHEDULING.md, "What an idle storage costs")."""
 HINTS_KEPT = 4096  # paths the change feed named lately: named again, they are not read again
 REREADS = 2  # a hint read that got nothing and was named again meanwhile: read again
 NOTED_DAYS = 4  # older days with a segment noted gone or changed that a refresh lists too
+BEHIND_DAYS_MAX = 4
+"""Days a safety listing lists at most, oldest first, that were among the room's newest
+days when its last listing began and are no longer (``ids.days_left_behind``): a
+listing stretched by junk or by failures, or a laptop asleep, left a message written
+there meanwhile undelivered for good (red team rt102). The rest wait for the next
+listing, and the room says meanwhile that they were not listed."""
+BEHIND_DATES_MAX = 366
+"""Dates left behind a listing of the room's days cut short looks at by name at most, the
+newest (``_dates_between``): a clock that jumped years on lists no more."""
 # Rooms whose safety listing runs at once: a window coming to the front after hours makes
 # every room's due together, and one of them that hangs holds one place only.
 SAFETY_AT_ONCE = 8
@@ -619,8 +630,9 @@ class Poller:
                 if owed:  # a bucket's listing owed by reads on notices: what they named
                     await self._list_owed(room)
                 elif room.worth_reading_again:  # read it all again: the verdict waits
+                    began_ms = int(time.time() * 1000)
                     await self._read_again(room)
-                    await self._read_again_ended(room)
+                    await self._read_again_ended(room, began_ms)
                 else:
                     try:
                         await self.refresh(room.room_id)
@@ -634,7 +646,18 @@ class Poller:
                 self._safety_told.discard(room.room_id)
         return len(room.known) - before
 
-    async def _read_again_ended(self, room: RoomState) -> None:
+    @staticmethod
+    def reading_from_now(room: RoomState) -> None:
+        """The room's pass through its history (``SyncEngine.open_room``) begins: the
+        room's first safety listing lists the days left behind since then
+        (``RoomState.listed_from``). Without it that listing looked at the newest days
+        of its own time only, and one put off a day or more (junk, failures, 300 rooms
+        behind other windows) never listed the day a member west of UTC wrote into after
+        the opening (red team rt102). A room listed since keeps its own."""
+        if room.listed_from is None:
+            room.listed_from = utc_date(int(time.time() * 1000) - DAY_SPREAD_MS)
+
+    async def _read_again_ended(self, room: RoomState, began_ms: int) -> None:
         """A room read all over again by a safety pass (``_read_again``): one that still
         leaves something unread or unlisted (a listing refused, a download failed: said
         in the room's findings by the pass) failed, and the room's next pass waits
@@ -642,7 +665,8 @@ class Poller:
         ``refresh`` does: a room whose history cannot be listed (more names in its
         ``logs/`` than a listing takes: 201 requests an attempt) was read all over again
         every minute while the window was in front. One that read everything checked the
-        room's history again (``RoomState.unchecked`` goes)."""
+        room's history again (``RoomState.unchecked`` goes) and every day of it: no day
+        is left behind (``RoomState.listed_from``) from ``began_ms`` (wall clock) on."""
         if self._engine._dropped(room):
             return
         if room.worth_reading_again:
@@ -653,6 +677,7 @@ class Poller:
         room.safety_failures = 0
         room.over_cost.clear()  # every day listed whole
         room.level_over = None  # and the room's days
+        room.listed_from = utc_date(began_ms - DAY_SPREAD_MS)
         if room.unchecked is not None:
             async with room.lock:
                 if await self._engine._serially(_checked, room, room=room.room_id):
@@ -1422,7 +1447,10 @@ class Poller:
 
     async def refresh(self, room_id: str) -> None:
         """``SyncEngine.refresh``: late deliveries land in the newest two days; older
-        ones are announced by markers or found by the next full pass. Listed and
+        ones are announced by markers or found by the next full pass. The days among the
+        newest when the room's last listing began that no longer are (``listed_from``:
+        a listing stretched by junk or failures, a laptop asleep) are listed with them,
+        ``BEHIND_DAYS_MAX`` a round, the room saying which are left. Listed and
         downloaded outside the room's lock, kept under it: what arrived meanwhile
         (this device's own delivery, a hint) is not kept twice, and a read that failed
         meanwhile is not noted for a segment kept meanwhile (``_keep``).
@@ -1463,7 +1491,26 @@ class Poller:
         days_noted = not cut and await self._engine._serially(
             _days_listed, room, day_names, held, room=room_id
         )
-        dates = newest_days(listed_days, int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
+        dates = newest_days(listed_days, now_ms)
+        # Days that were among the newest when the last listing began and are no longer
+        # (a listing stretched by junk or failures, a laptop asleep) are listed as the
+        # newest are (one noted too costly: a page from just after the newest segment
+        # held there), the oldest ``BEHIND_DAYS_MAX`` a round (red team rt102). A level
+        # listing cut short may not show them: each date is then listed by itself, as
+        # the newest are.
+        behind, rest = (
+            days_left_behind(
+                day_names | _dates_between(room.listed_from, now_ms) if cut else day_names,
+                room.listed_from,
+                utc_date(now_ms + 86_400_000),
+                dates,
+                BEHIND_DAYS_MAX,
+            )
+            if room.listed_from is not None
+            else ([], None)
+        )
+        dates = [*dates, *sorted(behind, reverse=True)]
         # Older days where a segment read here is noted as gone or changed (or an object
         # was refused unread: gone or at another size since?): compared too, so one put
         # back there (a sync tool's delete and download) is no alarm until the room's
@@ -1476,10 +1523,13 @@ class Poller:
             if room.vanished or room.refused
             else []
         )
-        # Days noted too costly to list in the background that this listing no longer
-        # looks at (a day no longer among the newest, no longer noted) are not its notes.
-        for date in set(room.over_cost) - {*dates, *older}:
-            del room.over_cost[date]
+        # A day noted too costly to list in the background keeps its note until the room
+        # is listed whole, also once it is no longer among the newest days (red team
+        # rt102: the note went, and the room said nothing, while the day was never
+        # listed); in front, the newest few such days are listed whole.
+        if not background:
+            costly = set(room.over_cost) - {*dates, *older}
+            dates.extend(sorted(costly, reverse=True)[:NOTED_DAYS])
         items: list[ObjectInfo] = []
         vanished = loose_noted or days_noted  # a note of an object in logs/, of a day
         unlisted: dict[str, str] = {}
@@ -1533,7 +1583,7 @@ class Poller:
         new = [it for it in items if not room.holds(it) and it.path not in self._reading]
         failed: dict[str, str] = {}
         fetched = await self._backfill.download(room, new, failed) if new else []
-        over = _joined(room.level_over, _over_cost_note(room.over_cost))
+        over = _joined(room.level_over, _unchecked_note(room.over_cost, rest))
         async with room.lock:
             if unlisted:
                 await self._engine._serially(room.unlisted.update, unlisted, room=room_id)
@@ -1544,6 +1594,8 @@ class Poller:
             await self._keep(room, fetched, failed, shown=False, audit=audit)
             room.last_safety = time.monotonic()
             room.safety_failures = 0
+        # What is written from now on lands in a writer's local date at the earliest.
+        room.listed_from = rest if rest is not None else utc_date(now_ms - DAY_SPREAD_MS)
         self._charge(room, pages, heavy)
         if background:  # paced: what it took past the budget's count is the pace's too
             self.safety_pace.pay(self._engine.config, pages=pages, rooms=len(self._engine.rooms))
@@ -1867,6 +1919,31 @@ def _joined(*notes: str | None) -> str | None:
     """The notes that are there, one after the other; None when none is."""
     there = [n for n in notes if n]
     return "; ".join(there) if there else None
+
+
+def _unchecked_note(over_cost: dict[str, str], behind_from: str | None) -> str | None:
+    """The room's note (``RoomState.unchecked``) of the days its safety listing has not
+    listed: those too costly in the background (``_over_cost_note``) and those left
+    behind from ``behind_from`` on (``ids.days_left_behind``); None when there are none."""
+    over = _over_cost_note(over_cost)
+    if behind_from is None:
+        return over
+    behind = (
+        f"its days from {terminal_safe(behind_from, limit=40)} on have not been listed "
+        "since its listings paused (the computer asleep, the storage not answering); "
+        f"they are listed {BEHIND_DAYS_MAX} a round, oldest first"
+    )
+    return behind if over is None else f"{over}; {behind}"
+
+
+def _dates_between(since: str, now_ms: int) -> set[str]:
+    """Every UTC date from ``since`` (a ``RoomState.listed_from``) to tomorrow's, at most
+    ``BEHIND_DATES_MAX`` of the newest: the days left behind, when a listing of the room's
+    days was cut short and may not show their folders (each is then listed by itself)."""
+    first = datetime.date.fromisoformat(since)
+    last = datetime.date.fromisoformat(utc_date(now_ms + 86_400_000))
+    count = min((last - first).days + 1, BEHIND_DATES_MAX)
+    return {(last - datetime.timedelta(days=i)).isoformat() for i in range(max(count, 0))}
 
 
 def _over_cost_note(over_cost: dict[str, str]) -> str | None:
