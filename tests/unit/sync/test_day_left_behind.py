@@ -228,3 +228,53 @@ def test_a_first_listing_put_off_lists_the_day_written_into_after_the_opening(
             await idle.engine.close()
 
     asyncio.run(run())
+
+
+def test_days_left_behind_are_found_when_the_rooms_days_could_not_be_listed_whole(
+    tmp_path: Path,
+) -> None:
+    """The weekend asleep, in a room whose ``logs/`` holds 150,000 junk objects sorting
+    before its day folders (red team rt102 F3/F4): the background listing of the days is
+    cut short and shows none of them, so Friday's folder — left behind, older than
+    yesterday — is not among the names listed. It is listed by its date, as the newest
+    days are, and Friday's message is delivered behind other windows."""
+    import pytest
+    from test_level_junk_budget import LevelPadded
+
+    from bucket_chat_desktop.protocol.ids import logs_prefix
+    from bucket_chat_desktop.sync import poller
+
+    day = 86_400
+    today = int(time.time()) // day * day
+    moved = Clock(wall_at=today - 2 * day + 720)  # "Friday" 00:12 UTC
+    mp = pytest.MonkeyPatch()
+    mp.setattr(poller, "time", moved.module)
+
+    async def run() -> None:
+        store = tmp_path / "store"
+        rooms = await _rooms(store, 2)
+        idle = Idle(tmp_path, moved, rooms)
+        idle.bucket.__class__ = LevelPadded
+        idle.bucket.level_padding = {logs_prefix(rooms[0]): 150_000}  # type: ignore[attr-defined]
+        try:
+            await idle.open()
+            room = idle.engine.rooms[rooms[0]]
+            _due(idle, rooms[0])
+            await _idle_for(idle, 0.05)
+            assert idle.listed_at[rooms[0]], "not listed"
+            friday = await _sent_at(store, rooms[0], (today - 2 * day + 36_000) * 1000, "fri")
+            moved.wall_at += (today + 1_800) - moved.wall()  # asleep until Sunday 00:30
+            await _idle_for(idle, 48)
+            assert room.level_over is not None, "control: the days were listed whole"
+            assert friday in room.known, (
+                f"Friday's message not delivered in 48 h after waking (listed at "
+                f"{_hours_listed(idle.listed_at[rooms[0]])} h; unchecked "
+                f"{room.unchecked}): {friday.split('/', 3)[3]}"
+            )
+        finally:
+            await idle.engine.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        mp.undo()
