@@ -159,10 +159,21 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     100-300 ms after each Qt test. Only a speed-up: the app's heap policy hands the frozen
     generation back to the collector when a read's pause ends (``protocol/heap.py``), and
     what was alive here is no hazard until it becomes garbage — which a test's own tear-down
-    makes, and which is collected here. ``tests/gui/test_qt_garbage_between_tests.py``."""
+    makes, and which is collected here. ``tests/gui/test_qt_garbage_between_tests.py``.
+
+    The GUI collector a test's fixture started (``GuiThreadCollector``) is stopped here
+    too, rather than at the end of the fixture: its ``stop`` runs the same full
+    collection, and a full collection costs 100-300 ms in a worker whose heap a read's
+    pause handed back to the collector — twice per Qt test was a few per cent of the
+    whole suite (``qt_loops.stop_after_the_test``)."""
     try:
         return (yield)
     finally:
         if "qapp" in getattr(item, "fixturenames", ()):
-            gc.collect()
+            from qt_loops import stop_collectors_left  # Qt is loaded: the test used it
+
+            # A GUI test's collector, left started by its fixture, is stopped now: its
+            # stop collects (so once, not twice); else collect here.
+            if not stop_collectors_left():
+                gc.collect()
             gc.freeze()

@@ -30,7 +30,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import qasync
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
-from qt_loops import delete_what_was_left, end_qloop
+from qt_loops import delete_what_was_left, end_qloop, stop_after_the_test
 
 from bucket_chat_desktop.gui.collector import GuiThreadCollector
 from bucket_chat_desktop.protocol.audit import AuditResult
@@ -46,15 +46,17 @@ def _collect_on_the_gui_thread(qapp: Any) -> Iterator[GuiThreadCollector]:
     on fsspec's I/O thread or an engine's thread, where a Qt object in a cycle (a closed
     qasync loop, a window) would be destroyed off its thread. Handed back to CPython after
     each test: the worker's next test may be one without Qt, whose loop never runs the
-    timer."""
+    timer. It is stopped (a full collection) once pytest let go of the test, in
+    ``tests/conftest.py`` (``qt_loops.stop_after_the_test``)."""
     collector = GuiThreadCollector(qapp)
     collector.start()
     try:
         yield collector
     finally:
-        delete_what_was_left()
-        collector.stop()
-        collector.deleteLater()
+        try:
+            delete_what_was_left()
+        finally:
+            stop_after_the_test(collector)
 
 
 @pytest.fixture
