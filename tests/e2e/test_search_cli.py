@@ -52,7 +52,7 @@ def test_search_finds_what_this_device_read(device) -> None:  # type: ignore[no-
 
 
 def test_search_output_is_sanitised(planted: Device) -> None:  # noqa: F811
-    planted.run("history", "--room-id", "hostile")
+    planted.given("history", "--room-id", "hostile")  # read: what search looks in
     proc = planted.run("search", "CLEAN")
     assert "every signature" in proc.stdout
     assert _bad(proc.stdout) == [] and _bad(proc.stderr) == []
