@@ -100,10 +100,15 @@ def qt_garbage_on_main_thread() -> Iterator[None]:
     Left to the cyclic GC it can die on whichever thread allocates next — a hashing or
     engine worker — where ``~QObject`` cannot unregister its timers; the next test's
     event loop then fires a timer at freed memory (a segfault in
-    ``QTimerInfoList::activateTimers``)."""
+    ``QTimerInfoList::activateTimers``).
+
+    After the test, that collection is the one ``tests/conftest.py`` runs for every GUI
+    test once pytest let go of it (stopping ``_collect_on_the_gui_thread``'s collector,
+    which keeps CPython's automatic collector off until then): later than the other
+    fixtures' teardown, on the same thread. One here as well scanned the worker's whole
+    heap a second time."""
     gc.collect()
     yield
-    gc.collect()
 
 
 @pytest.fixture(autouse=True)
