@@ -1,6 +1,7 @@
 """What the GUI and the GUI-fuzz tests share about Qt on several threads (importable from
-every test folder, as ``waiting`` is): ending a test's qasync loop, and a Qt object that
-must die on the GUI thread."""
+every test folder, as ``waiting`` is): ending a test's qasync loop, stopping a test's GUI
+collector once pytest let go of the test, and a Qt object that must die on the GUI
+thread."""
 
 from __future__ import annotations
 
@@ -48,6 +49,33 @@ def delete_what_was_left() -> None:
     posted them: a window left so lived on, with its timers, until its Python side was
     collected, on whichever thread that ran."""
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+_STOP_AFTER_THE_TEST: list[Any] = []
+
+
+def stop_after_the_test(collector: Any) -> None:
+    """A test's ``GuiThreadCollector``, at the end of its fixture: stopped by
+    ``stop_collectors_left`` once pytest let go of the test (``tests/conftest.py``), not
+    here. Its ``stop()`` runs a full collection, and the hook has to run one of its own
+    then anyway (for what pytest kept of the test until its tear-down was over); one
+    full collection of the worker's heap instead of two after each Qt test (each
+    100-300 ms after a test whose app read a room: the read's pause hands the frozen
+    heap back to the collector). Until then the collector is still started: CPython's
+    automatic collector stays off, so nothing is collected on another thread in between."""
+    _STOP_AFTER_THE_TEST.append(collector)
+
+
+def stop_collectors_left() -> bool:
+    """Stop, here on the GUI thread, each collector ``stop_after_the_test`` was given
+    (each ``stop()`` collects everything collectable, then hands collecting back to
+    CPython) and delete it. Whether there was any."""
+    left = bool(_STOP_AFTER_THE_TEST)
+    while _STOP_AFTER_THE_TEST:
+        collector = _STOP_AFTER_THE_TEST.pop()
+        collector.stop()
+        collector.deleteLater()
+    return left
 
 
 class TimedCycle(QObject):

@@ -2,11 +2,20 @@
 
 Each simulated device gets its own ``BUCKET_CHAT_HOME`` (its own keys and settings) and
 uses the encrypted key file store, so devices never share a key.
+
+What a test only sets up (the room created, the messages sent before the command under
+test runs) may be done in this process with ``Device.given``: the same ``main`` with the
+same arguments, environment and standard input, without the half second each new
+interpreter takes to start and import the package. The commands a test checks run as
+real subprocesses (``Device.run``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from bucket_chat_desktop.cli.main import main
+from bucket_chat_desktop.keys import passphrase
 from bucket_chat_desktop.keys.store import EncryptedFileStore, load_or_create_identity
 
 PASSPHRASE = "correct horse battery staple"
@@ -62,12 +73,68 @@ class Device:
     def user(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.run(*args, "--user-id", self.user_id, **kw)
 
+    def given(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """``run``'s command in this process, for a test's set-up only: ``main`` with the
+        same arguments, this device's environment and ``input`` on standard input (else
+        an empty one), its output captured. The environment, the passphrase ``main``
+        claims from it and the root logger's handlers are put back as they were."""
+        argv = ["-s", str(self.store), *args]
+        env = self.env()
+        saved = dict(os.environ)
+        claimed = passphrase._claimed
+        handlers = list(logging.getLogger().handlers)
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            os.environ.clear()
+            os.environ.update(env)
+            with (
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(err),
+                _stdin(io.StringIO(input or "")),
+            ):
+                try:
+                    code = main(argv)
+                except SystemExit as exc:  # argparse
+                    code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            passphrase._claimed = claimed
+            for handler in logging.getLogger().handlers:  # one main's basicConfig added
+                if handler not in handlers:
+                    logging.getLogger().removeHandler(handler)
+        proc = subprocess.CompletedProcess(
+            ["bucket-chat", *argv], code, out.getvalue(), err.getvalue()
+        )
+        if check and code != 0:
+            raise AssertionError(
+                f"bucket-chat {' '.join(argv)} (in-process) exited {code}\n"
+                f"{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def given_user(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        """``user``'s command in this process, for a test's set-up only (``given``)."""
+        return self.given(*args, "--user-id", self.user_id, **kw)
+
     def setup_keys(self) -> None:
         """This device's signing key, as ``bucket-chat setup-keys`` leaves it (``make_key``)."""
         make_key(self.home, self.user_id, PASSPHRASE)
 
     def json(self, *args: str, check: bool = True) -> Any:
         return json.loads(self.run(*args, "--json", check=check).stdout)
+
+
+@contextlib.contextmanager
+def _stdin(stream: io.StringIO) -> Any:
+    saved = sys.stdin
+    sys.stdin = stream
+    try:
+        yield
+    finally:
+        sys.stdin = saved
 
 
 def make_key(home: Path, user_id: str, passphrase: str) -> None:

@@ -73,10 +73,10 @@ def test_two_users_three_devices_exchange_1000_messages(device) -> None:  # type
 
 def test_a_second_device_without_introduction_is_a_conflict(device) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
-    alice.user("create-room", "--room-id", ROOM, "--name", "Team")
-    alice.user("send", "--room-id", ROOM, "first")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Team")
+    alice.given_user("send", "--room-id", ROOM, "first")
     intruder = device("new-laptop", "alice@example.com")
-    intruder.user("send", "--room-id", ROOM, "it is me, alice, honestly")
+    intruder.given_user("send", "--room-id", ROOM, "it is me, alice, honestly")
     doc = alice.json("verify", "--room-id", ROOM, check=False)
     # Two keys claim alice and neither introduced the other: nobody is trusted
     assert kinds(doc) == {"key-conflict"}
@@ -121,7 +121,7 @@ def test_a_device_introduced_after_it_wrote_accepts_when_its_owner_says_so(devic
 def test_chat_shows_incoming_messages_live(device, store: Path) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com")
-    alice.user("create-room", "--room-id", ROOM, "--name", "Team")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Team")
     chat = subprocess.Popen(
         [EXE, "-s", str(store), "chat", "--room-id", ROOM, "--user-id", bob.user_id],
         env=bob.env(),
@@ -137,7 +137,7 @@ def test_chat_shows_incoming_messages_live(device, store: Path) -> None:  # type
         assert "Team" in header
         while "join" not in chat.stdout.readline():
             pass  # the history so far: alice's join
-        alice.user("send", "--room-id", ROOM, "are you there, bob?")
+        alice.given_user("send", "--room-id", ROOM, "are you there, bob?")
         deadline = time.monotonic() + 20
         seen = ""
         while "are you there, bob?" not in seen and time.monotonic() < deadline:
@@ -156,8 +156,8 @@ def test_chat_shows_incoming_messages_live(device, store: Path) -> None:  # type
 
 def test_json_history_is_machine_readable(device) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
-    alice.user("create-room", "--room-id", ROOM, "--name", "Team")
-    alice.user("send", "--room-id", ROOM, "naïve café ✓ \u202e")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Team")
+    alice.given_user("send", "--room-id", ROOM, "naïve café ✓ \u202e")
     doc = alice.json("history", "--room-id", ROOM)
     assert doc["events"][-1]["content"]["body"] == "naïve café ✓ \u202e"
     text = alice.run("history", "--room-id", ROOM).stdout

@@ -60,8 +60,8 @@ def read_until(proc: subprocess.Popen[str], text: str) -> None:
 def test_follow_into_a_closed_pipe_ends_quietly(device) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com")
-    alice.user("create-room", "--room-id", ROOM, "--name", "Streams")
-    bob.user("send", "--room-id", ROOM, "first")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Streams")
+    bob.given_user("send", "--room-id", ROOM, "first")
     follow, err = started(
         [EXE, "-s", str(alice.store), "sync", "--room-id", ROOM, "--follow"], alice
     )
@@ -70,7 +70,7 @@ def test_follow_into_a_closed_pipe_ends_quietly(device) -> None:  # type: ignore
         assert follow.stdout is not None
         follow.stdout.close()  # what `| head` does once it has its lines
         ended = ended_once_written(
-            follow, err, lambda n: bob.user("send", "--room-id", ROOM, f"after it closed {n}")
+            follow, err, lambda n: bob.given_user("send", "--room-id", ROOM, f"after it closed {n}")
         )
         code = follow.wait(timeout=30) if ended else None
     finally:
@@ -90,7 +90,7 @@ def test_chat_into_a_closed_pipe_sends_what_is_piped_in_then_leaves_quietly(
     piped in, which was never sent, unsaid, with exit 0 (red team rt89)."""
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com")
-    alice.user("create-room", "--room-id", ROOM, "--name", "Streams")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Streams")
     chat, err = started(
         [EXE, "-s", str(alice.store), "chat", "--room-id", ROOM, "--user-id", alice.user_id],
         alice,
@@ -101,7 +101,7 @@ def test_chat_into_a_closed_pipe_sends_what_is_piped_in_then_leaves_quietly(
         read_until(chat, "join")  # the history so far: alice's join
         assert chat.stdout is not None and chat.stdin is not None
         chat.stdout.close()
-        bob.user("send", "--room-id", ROOM, "after it closed")  # printing it fails
+        bob.given_user("send", "--room-id", ROOM, "after it closed")  # printing it fails
         chat.stdin.write("deploy 4711 done\n")
         chat.stdin.close()  # the end of its input: it leaves once that is sent
         code = chat.wait(timeout=60)

@@ -49,11 +49,11 @@ def _copied_into_b(device: Any, tmp_path: Path) -> tuple[Device, Device]:
     alice_a: Device = device("alice", "alice@example.com", store_path=a)
     # the same device (same home, same key) on the other storage
     alice_b = Device(alice_a.home, b, alice_a.user_id)
-    carol.user("create-room", "--room-id", ROOM, "--name", "General")
-    bob.user("create-room", "--room-id", ROOM, "--name", "General")
-    alice_b.user("send", "--room-id", ROOM, "hi bob, in B")
-    alice_a.user("send", "--room-id", ROOM, "hello carol, in A")
-    alice_a.user("send", "--room-id", ROOM, "Approve the wire to account 123")
+    carol.given_user("create-room", "--room-id", ROOM, "--name", "General")
+    bob.given_user("create-room", "--room-id", ROOM, "--name", "General")
+    alice_b.given_user("send", "--room-id", ROOM, "hi bob, in B")
+    alice_a.given_user("send", "--room-id", ROOM, "hello carol, in A")
+    alice_a.given_user("send", "--room-id", ROOM, "Approve the wire to account 123")
     assert _copy_segments(a, b, "alice") == 2  # Mallory's copy: bytes as Alice wrote them
     return alice_b, bob
 

@@ -49,10 +49,10 @@ def test_export_both_formats_and_read_the_jsonl_back(
     device: Any, store: Path, tmp_path: Path
 ) -> None:
     alice = device("alice", "alice@example.com")
-    alice.user(
+    alice.given_user(
         "create-room", "--room-id", ROOM, "--name", "Release <b>2.0</b>", "--displayname", "Alice"
     )
-    alice.user("send", "--room-id", ROOM, "ship it </style><script>alert(1)</script>")
+    alice.given_user("send", "--room-id", ROOM, "ship it </style><script>alert(1)</script>")
     first = alice.json("history", "--room-id", ROOM)["events"]
     target = next(e["event_id"] for e in first if e["type"] == "m.room.message")
     _mallory_writes(store, target)
@@ -101,7 +101,7 @@ def test_export_errors_are_one_clear_line(device: Any, store: Path, tmp_path: Pa
     alice = device("alice", "alice@example.com")
     proc = alice.run("export", "--room-id", "nope", "-o", str(tmp_path / "x.html"), check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
-    alice.user("create-room", "--room-id", ROOM, "--name", "R")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "R")
     missing = tmp_path / "no" / "x.html"
     proc = alice.run("export", "--room-id", ROOM, "-o", str(missing), check=False)
     assert proc.returncode == 2 and "is not a folder" in proc.stderr

@@ -68,8 +68,8 @@ def signed_segment(
 
 def test_history_verify_and_chat_hold_a_far_future_message(device, store: Path) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
-    alice.user("create-room", "--room-id", ROOM, "--name", "Far")
-    alice.user("send", "--room-id", ROOM, "hello")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Far")
+    alice.given_user("send", "--room-id", ROOM, "hello")
     eve_writes(store, [(FAR, "from the far future")], joined_at=JOINED)
 
     history = alice.run("history", "--room-id", ROOM)
@@ -92,7 +92,7 @@ def test_history_verify_and_chat_hold_a_far_future_message(device, store: Path) 
 def test_sync_follow_holds_a_far_future_message_and_keeps_following(device, store: Path) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com", setup=False)
-    alice.user("create-room", "--room-id", ROOM, "--name", "Far")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Far")
     with following(store, bob, ROOM) as (follow, lines):
         lines.wait_for("join", timeout=20)
         eve_writes(
@@ -100,7 +100,7 @@ def test_sync_follow_holds_a_far_future_message_and_keeps_following(device, stor
         )
         # her join is shown; the far message is held; the one after it in its place
         lines.wait_for("eve, clock set right", timeout=20)
-        alice.user("send", "--room-id", ROOM, "still following")
+        alice.given_user("send", "--room-id", ROOM, "still following")
         lines.wait_for("still following", timeout=20)
         assert not [x for x in lines.seen if "from the far future" in x]
         # Mallory's clock runs ten minutes fast: her message is shown and sorts last;
@@ -109,6 +109,6 @@ def test_sync_follow_holds_a_far_future_message_and_keeps_following(device, stor
         mallory = ("mallory@example.com", SigningKey(b"\x0d" * 32))
         eve_writes(store, [(now + 10 * 60_000, "a fast clock")], joined_at=now, sender=mallory)
         lines.wait_for("a fast clock", timeout=20)
-        alice.user("send", "--room-id", ROOM, "placed before it")
+        alice.given_user("send", "--room-id", ROOM, "placed before it")
         lines.wait_for("placed before it", timeout=20)
         assert follow.poll() is None

@@ -27,8 +27,8 @@ def today() -> str:
 @pytest.fixture
 def alice(device) -> Device:  # type: ignore[no-untyped-def]
     dev: Device = device("alice", "alice@example.com")
-    dev.user("create-room", "--room-id", ROOM, "--name", "Trapped")
-    dev.user("send", "--room-id", ROOM, "before the trap")
+    dev.given_user("create-room", "--room-id", ROOM, "--name", "Trapped")
+    dev.given_user("send", "--room-id", ROOM, "before the trap")
     return dev
 
 

@@ -173,7 +173,7 @@ def test_verify_keeps_not_clean_visible(planted: Device) -> None:
 
 
 def test_search_escapes_every_hit_and_marks_the_impostor(planted: Device) -> None:
-    planted.run("history", "--room-id", ROOM)  # read: what search looks in
+    planted.given("history", "--room-id", ROOM)  # read: what search looks in
     out = planted.run("search", "CLEAN")
     assert _bad(out.stdout + out.stderr) == []
     (hit, event_line, blank, head, note) = out.stdout.splitlines()

@@ -86,8 +86,8 @@ def test_a_damaged_outbox_file_gets_a_message_not_a_traceback(device) -> None:  
     documented status of a storage error), never overwriting it; the next ``send`` goes
     on with a new outbox and does not fork the chain (its head is read from storage)."""
     laptop = device("laptop", USER)
-    laptop.user("create-room", "--room-id", ROOM, "--name", "Team")
-    laptop.user("send", "--room-id", ROOM, "one")
+    laptop.given_user("create-room", "--room-id", ROOM, "--name", "Team")
+    laptop.given_user("send", "--room-id", ROOM, "one")
     outbox = _outbox_of(laptop)
     assert outbox.is_file()
     for command in ("send", "sync"):  # each on a damaged outbox

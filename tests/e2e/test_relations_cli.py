@@ -1,7 +1,8 @@
 """Replies, reactions, edits and deletions through the installed ``bucket-chat`` on a
 local folder (the S3 run of the same flow: tests/integration/test_cli_relations_cloud.py),
 and forged relations planted as raw lines: ``verify`` reports them, ``history`` does not
-change."""
+change. (The rooms forged relations are planted in are written in this process,
+``Device.given``; what reads them runs as the installed command.)"""
 
 from __future__ import annotations
 
@@ -69,10 +70,10 @@ def test_forged_relations_are_reported_and_change_nothing(
 ) -> None:  # type: ignore[no-untyped-def]
     alice, bob = device("alice", ALICE), device("bob", BOB)
     reader = device("reader", "reader@example.com", setup=False)
-    alice.user("create-room", "--room-id", ROOM, "--name", "Lunch")
-    lunch = sent(alice.user("send", "--room-id", ROOM, "lunch at noon?"))
-    sent(bob.user("send", "--room-id", ROOM, "hi"))
-    thumb = sent(alice.user("react", "--room-id", ROOM, lunch, "👍"))
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Lunch")
+    lunch = sent(alice.given_user("send", "--room-id", ROOM, "lunch at noon?"))
+    sent(bob.given_user("send", "--room-id", ROOM, "hi"))
+    thumb = sent(alice.given_user("react", "--room-id", ROOM, lunch, "👍"))
     before, text_before = seen(reader)
 
     elsewhere = lunch.replace(f"{ROOM}::", "other-room::", 1)
@@ -173,8 +174,8 @@ def test_a_key_trusted_in_one_room_does_not_speak_for_its_id_in_another(
     nobody introduced claim alice, a key-conflict, and the forged edit changes nothing."""
     alice = device("alice", ALICE)
     reader = device("reader", "reader@example.com", setup=False)
-    alice.user("create-room", "--room-id", ROOM, "--name", "Payments")
-    pay = sent(alice.user("send", "--room-id", ROOM, "pay bob $500"))
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Payments")
+    pay = sent(alice.given_user("send", "--room-id", ROOM, "pay bob $500"))
     mallory = SigningKey(b"\x4d" * 32)
     t0 = 1_780_000_000_000
     own_room = _chain(

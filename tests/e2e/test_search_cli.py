@@ -1,6 +1,8 @@
 """``bucket-chat search`` as the real command: it finds what this device read, newest
 first, across rooms or in one; its JSON carries every field; hostile queries are text;
-hostile bodies never reach the terminal raw and cannot pose as a match mark."""
+hostile bodies never reach the terminal raw and cannot pose as a match mark. (The rooms
+searched are written in this process, ``Device.given``; the reading device's ``sync``
+and every ``search`` run as subprocesses.)"""
 
 from __future__ import annotations
 
@@ -13,11 +15,11 @@ from .test_hostile_text import _bad, planted  # noqa: F401  (the fixture is used
 def test_search_finds_what_this_device_read(device) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com")
-    alice.user("create-room", "--room-id", "team", "--name", "Team")
-    alice.user("create-room", "--room-id", "lunch", "--name", "Lunch")
-    alice.user("send", "--room-id", "team", "The deployment is done")
-    alice.user("send", "--room-id", "team", "会議は明日の十時です")
-    alice.user("send", "--room-id", "lunch", "Deploying pizza at noon")
+    alice.given_user("create-room", "--room-id", "team", "--name", "Team")
+    alice.given_user("create-room", "--room-id", "lunch", "--name", "Lunch")
+    alice.given_user("send", "--room-id", "team", "The deployment is done")
+    alice.given_user("send", "--room-id", "team", "会議は明日の十時です")
+    alice.given_user("send", "--room-id", "lunch", "Deploying pizza at noon")
     before = bob.run("search", "deploy")
     assert "No messages found." in before.stdout
     assert "has read no room of this storage yet" in before.stderr
@@ -50,7 +52,7 @@ def test_search_finds_what_this_device_read(device) -> None:  # type: ignore[no-
 
 
 def test_search_output_is_sanitised(planted: Device) -> None:  # noqa: F811
-    planted.run("history", "--room-id", "hostile")
+    planted.given("history", "--room-id", "hostile")  # read: what search looks in
     proc = planted.run("search", "CLEAN")
     assert "every signature" in proc.stdout
     assert _bad(proc.stdout) == [] and _bad(proc.stderr) == []

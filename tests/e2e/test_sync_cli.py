@@ -1,6 +1,10 @@
 """``bucket-chat sync`` and the outbox through the installed command: one-shot counts,
 following a room live, a send to a read-only store that is delivered later exactly once,
-and history that survives losing the local index."""
+and history that survives losing the local index.
+
+The rooms are set up in this process (``Device.given``: the same ``main``); the commands
+each test checks (``sync``, ``history``, ``chat``, ``verify``, the send that meets a
+read-only store) run as real subprocesses."""
 
 from __future__ import annotations
 
@@ -44,15 +48,15 @@ def history_bodies(dev: Device) -> list[str]:
 def test_one_shot_sync_prints_counts(device) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com", setup=False)  # reading needs no key
-    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
-    alice.user("send", "--room-id", ROOM, "one")
-    alice.user("send", "--room-id", ROOM, "two")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.given_user("send", "--room-id", ROOM, "one")
+    alice.given_user("send", "--room-id", ROOM, "two")
 
     first = bob.run("sync", "--room-id", ROOM)
     assert first.stdout.strip() == f"{ROOM}: 3 events (3 new), 0 finding(s)"
     again = bob.run("sync", "--room-id", ROOM)
     assert again.stdout.strip() == f"{ROOM}: 3 events (0 new), 0 finding(s)"
-    alice.user("send", "--room-id", ROOM, "three")
+    alice.given_user("send", "--room-id", ROOM, "three")
     later = bob.run("sync", "--room-id", ROOM)
     assert later.stdout.strip() == f"{ROOM}: 4 events (1 new), 0 finding(s)"
 
@@ -112,12 +116,12 @@ def following(store: Path, reader: Device, room: str) -> Iterator[tuple[Any, Lin
 def test_sync_follow_prints_messages_sent_while_it_runs(device, store: Path) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com", setup=False)
-    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
-    alice.user("send", "--room-id", ROOM, "before bob follows")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.given_user("send", "--room-id", ROOM, "before bob follows")
     with following(store, bob, ROOM) as (follow, lines):
         lines.wait_for("Following", timeout=20)
         assert "before bob follows" in lines.wait_for("before bob follows", timeout=1)
-        alice.user("send", "--room-id", ROOM, "sent while bob follows")
+        alice.given_user("send", "--room-id", ROOM, "sent while bob follows")
         line = lines.wait_for("sent while bob follows", timeout=20)
         assert "[verified]" in line and "alice@example.com" in line
         assert follow.poll() is None  # still following
@@ -154,8 +158,8 @@ def test_a_send_to_a_read_only_store_is_queued_then_delivered_once(
 ) -> None:
     alice = device("alice", "alice@example.com", store_path=small_store)
     bob = device("bob", "bob@example.com", setup=False, store_path=small_store)
-    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
-    alice.user("send", "--room-id", ROOM, "before")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.given_user("send", "--room-id", ROOM, "before")
     remount(small_store, "ro")
     queued = alice.user("send", "--room-id", ROOM, "while read-only", check=False)
     assert queued.returncode == 3, queued.stdout + queued.stderr
@@ -184,8 +188,8 @@ def test_a_send_to_a_read_only_store_is_queued_then_delivered_once(
 def test_history_works_after_the_index_is_deleted_or_broken(device) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com", setup=False)
-    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
-    alice.user("send", "--room-id", ROOM, "--each-line", "-", input="first\nsecond\nthird\n")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.given_user("send", "--room-id", ROOM, "--each-line", "-", input="first\nsecond\nthird\n")
     before = bob.json("history", "--room-id", ROOM)
     index_dir = bob.home / "data" / "index"
     files = [p for p in index_dir.iterdir() if p.suffix == ".sqlite3"]
@@ -214,10 +218,10 @@ def test_history_from_an_index_edited_to_hold_hostile_rows(device) -> None:  # t
     so the history shown is exactly the one before, and the cache is repaired."""
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com", setup=False)
-    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Sync")
     for body in ("first", "second", "third", "fourth"):
-        alice.user("send", "--room-id", ROOM, body)
-    before = bob.json("history", "--room-id", ROOM)
+        alice.given_user("send", "--room-id", ROOM, body)
+    before = json.loads(bob.given("history", "--room-id", ROOM, "--json").stdout)
     (db,) = [p for p in (bob.home / "data" / "index").iterdir() if p.suffix == ".sqlite3"]
     conn = sqlite3.connect(db)
     with conn:
@@ -260,13 +264,13 @@ def test_chat_and_follow_show_the_room_as_history_does(device, store: Path) -> N
     an edit, a deletion or a reaction that arrives as one line of what it did."""
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com")
-    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
-    secret = sent(alice.user("send", "--room-id", ROOM, "my password is hunter2"))
-    alice.user("delete", "--room-id", ROOM, secret, "--reason", "oops")
-    meeting = sent(alice.user("send", "--room-id", ROOM, "meeting at 4"))
-    alice.user("edit", "--room-id", ROOM, meeting, "meeting at 5")
-    bob.user("send", "--room-id", ROOM, "--reply-to", meeting, "see you then")
-    bob.user("react", "--room-id", ROOM, meeting, "👍")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Sync")
+    secret = sent(alice.given_user("send", "--room-id", ROOM, "my password is hunter2"))
+    alice.given_user("delete", "--room-id", ROOM, secret, "--reason", "oops")
+    meeting = sent(alice.given_user("send", "--room-id", ROOM, "meeting at 4"))
+    alice.given_user("edit", "--room-id", ROOM, meeting, "meeting at 5")
+    bob.given_user("send", "--room-id", ROOM, "--reply-to", meeting, "see you then")
+    bob.given_user("react", "--room-id", ROOM, meeting, "👍")
 
     def as_history(out: str) -> None:
         assert "hunter2" not in out and "meeting at 4" not in out, out
@@ -283,16 +287,16 @@ def test_chat_and_follow_show_the_room_as_history_does(device, store: Path) -> N
         lines.wait_for("Following", timeout=20)
         as_history("\n".join(lines.seen))
         # what arrives while it follows: one line each, never a deleted text
-        later = sent(alice.user("send", "--room-id", ROOM, "call me at 555-0100"))
+        later = sent(alice.given_user("send", "--room-id", ROOM, "call me at 555-0100"))
         lines.wait_for("call me at 555-0100", timeout=20)
-        alice.user("edit", "--room-id", ROOM, later, "call me tomorrow")
+        alice.given_user("edit", "--room-id", ROOM, later, "call me tomorrow")
         lines.wait_for("edited a message: call me tomorrow", timeout=20)
-        alice.user("delete", "--room-id", ROOM, later)
+        alice.given_user("delete", "--room-id", ROOM, later)
         assert "deleted a message" in lines.wait_for("deleted a message", timeout=20)
-        bob.user("react", "--room-id", ROOM, meeting, "🎉")
+        bob.given_user("react", "--room-id", ROOM, meeting, "🎉")
         reacted = lines.wait_for("reacted", timeout=20)
         assert "reacted 🎉 to alice@example.com (edited): meeting at 5" in reacted
-        bob.user("react", "--room-id", ROOM, meeting, "🎉", "--remove")
+        bob.given_user("react", "--room-id", ROOM, meeting, "🎉", "--remove")
         assert "bob@example.com" in lines.wait_for("took back a reaction", timeout=20)
         # a finding that arises while it follows is said, once
         day = sorted(p.parent.name for p in segments(store, ROOM))[-1]
@@ -315,9 +319,9 @@ def test_sync_and_chat_count_and_say_what_is_wrong_with_the_metadata(device, sto
 
     alice = device("alice", "alice@example.com")
     fresh = device("fresh", "fresh@example.com", setup=False)
-    alice.user("create-room", "--room-id", ROOM, "--name", "Sync")
-    alice.user("send", "--room-id", ROOM, "hello")
-    alice.run("sync", "--room-id", ROOM)  # her device keeps the metadata it read
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Sync")
+    alice.given_user("send", "--room-id", ROOM, "hello")
+    alice.given("sync", "--room-id", ROOM)  # her device keeps the metadata it read
     (store / "rooms" / ROOM / "metadata.json").write_bytes(
         build_metadata(
             room_id=ROOM,
@@ -349,12 +353,14 @@ def test_a_padded_edit_arriving_in_follow_begins_no_row_of_its_own(device, store
     mallory = device("mallory", "mallory@example.com")
     reader = device("reader", "reader@example.com", setup=False)
     reader.columns = None  # a pipe: 80 columns
-    alice.user("create-room", "--room-id", "padded", "--name", "Payments")
-    mine = sent(mallory.user("send", "--room-id", "padded", "draft"))
+    alice.given_user("create-room", "--room-id", "padded", "--name", "Payments")
+    mine = sent(mallory.given_user("send", "--room-id", "padded", "draft"))
     with following(store, reader, "padded") as (_follow, lines):
         lines.wait_for("Following", timeout=30)
-        mallory.user("edit", "--room-id", "padded", mine, "ok" + " " * 200 + fake)
-        mallory.user("delete", "--room-id", "padded", mine, "--reason", "ok" + " " * 120 + fake)
+        mallory.given_user("edit", "--room-id", "padded", mine, "ok" + " " * 200 + fake)
+        mallory.given_user(
+            "delete", "--room-id", "padded", mine, "--reason", "ok" + " " * 120 + fake
+        )
         lines.wait_for("deleted a message", timeout=30)
         lines.wait_for("(1 more characters)", timeout=30)  # the reason, cut at 200
     printed = [x.rstrip("\n") for x in lines.seen]

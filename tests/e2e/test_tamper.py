@@ -1,7 +1,9 @@
 """Every kind of tampering with a room folder is caught by ``bucket-chat verify``.
 
-A clean room is written through the real command, copied, tampered with in one way, and
-audited; the audit must exit 1 and name the right finding (and the right file and line).
+A clean room is written by the command's own ``main`` (in this process, ``Device.given``),
+checked clean by the real command, copied, tampered with in one way, and audited by the
+real command; the audit must exit 1 and name the right finding (and the right file and
+line).
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ def clean_room(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for dev in (alice, bob):
         dev.home.mkdir()
         dev.setup_keys()
-    alice.user("create-room", "--room-id", ROOM, "--name", "Audited")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Audited")
     for i in range(3):
-        alice.user("send", "--room-id", ROOM, f"alice says {i}")
-        bob.user("send", "--room-id", ROOM, f"bob says {i}")
+        alice.given_user("send", "--room-id", ROOM, f"alice says {i}")
+        bob.given_user("send", "--room-id", ROOM, f"bob says {i}")
     doc = alice.json("verify", "--room-id", ROOM)
     assert doc["clean"] and doc["counts"]["verified"] == 8
     return store, base
@@ -110,8 +112,8 @@ def test_deleted_newest_segment_is_caught_once_someone_witnessed_it(clean_room, 
     newest = _seg(dev, "alice", -1)
     # bob reads the room (his device caches it), then writes: his event witnesses alice's
     bob = Device(base / "bob", dev.store, "bob@example.com")
-    bob.run("history", "--room-id", ROOM)
-    bob.user("send", "--room-id", ROOM, "seen all of it")
+    bob.given("history", "--room-id", ROOM)
+    bob.given_user("send", "--room-id", ROOM, "seen all of it")
     newest.unlink()
     doc = _audit(dev)
     assert kinds(doc) == {"truncated-chain"}

@@ -16,7 +16,7 @@ ROOM = "bytes-room"
 
 def test_chat_refuses_an_undecodable_line_and_keeps_sending(device, store: Path) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
-    alice.user("create-room", "--room-id", ROOM, "--name", "Bytes")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Bytes")
     env = {**alice.env(), "LC_ALL": "C", "PYTHONIOENCODING": ""}  # stdin: surrogateescape
     chat = subprocess.run(
         [EXE, "-s", str(store), "chat", "--room-id", ROOM, "--user-id", alice.user_id],
@@ -42,7 +42,7 @@ def test_chat_fed_bytes_that_are_not_utf8_on_a_utf8_locale_refuses_the_line_and_
     """Red team rt84: the thread reading ``chat``'s input died of a UnicodeDecodeError
     (a traceback on stderr) and the chat then waited for ever; ``/quit`` was never read."""
     alice = device("alice", "alice@example.com")
-    alice.user("create-room", "--room-id", ROOM, "--name", "Bytes")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Bytes")
     env = {**alice.env(), "PYTHONIOENCODING": "utf-8"}  # stdin as en_US.UTF-8 gives it
     env.pop("LC_ALL", None)
     try:
@@ -71,7 +71,7 @@ def test_send_from_stdin_with_bytes_that_are_not_utf8_on_a_utf8_locale_refuses_i
 ) -> None:  # type: ignore[no-untyped-def]
     """Red team rt84: a UnicodeDecodeError's traceback and exit 1, not the refusal."""
     alice = device("alice", "alice@example.com")
-    alice.user("create-room", "--room-id", ROOM, "--name", "Bytes")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "Bytes")
     env = {**alice.env(), "PYTHONIOENCODING": "utf-8"}  # stdin as en_US.UTF-8 gives it
     sent = subprocess.run(
         [EXE, "-s", str(store), "send", "--room-id", ROOM, "--user-id", alice.user_id, "-"],

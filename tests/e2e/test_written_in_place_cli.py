@@ -24,7 +24,7 @@ def test_follow_prints_a_segment_written_in_place_and_verify_finds_nothing(
 ) -> None:  # type: ignore[no-untyped-def]
     alice = device("alice", "alice@example.com")
     bob = device("bob", "bob@example.com", setup=False)
-    alice.user("create-room", "--room-id", ROOM, "--name", "In place")
+    alice.given_user("create-room", "--room-id", ROOM, "--name", "In place")
     with following(store, bob, ROOM) as (follow, lines):
         lines.wait_for("Following", timeout=30)
         now = int(time.time() * 1000)

@@ -169,7 +169,7 @@ def qloop(qapp: Any, qtbot: Any, hooks: HookCapture) -> Iterator[Any]:
     cycles off their thread (a Qt warning, which fails the test, or a crash), and the
     app under fuzzing was not run as users run it."""
     import qasync
-    from qt_loops import delete_what_was_left, end_qloop
+    from qt_loops import delete_what_was_left, end_qloop, stop_after_the_test
 
     from bucket_chat_desktop.gui.collector import GuiThreadCollector
 
@@ -185,5 +185,6 @@ def qloop(qapp: Any, qtbot: Any, hooks: HookCapture) -> Iterator[Any]:
             end_qloop(loop, qapp, qtbot, warn=False)
             delete_what_was_left()
         finally:
-            collector.stop()  # the worker's next test may be one without Qt
-            collector.deleteLater()
+            # the worker's next test may be one without Qt: stopped (a full collection)
+            # once pytest let go of this one (``tests/conftest.py``)
+            stop_after_the_test(collector)

@@ -30,7 +30,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import qasync
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
-from qt_loops import delete_what_was_left, end_qloop
+from qt_loops import delete_what_was_left, end_qloop, stop_after_the_test
 
 from bucket_chat_desktop.gui.collector import GuiThreadCollector
 from bucket_chat_desktop.protocol.audit import AuditResult
@@ -46,15 +46,17 @@ def _collect_on_the_gui_thread(qapp: Any) -> Iterator[GuiThreadCollector]:
     on fsspec's I/O thread or an engine's thread, where a Qt object in a cycle (a closed
     qasync loop, a window) would be destroyed off its thread. Handed back to CPython after
     each test: the worker's next test may be one without Qt, whose loop never runs the
-    timer."""
+    timer. It is stopped (a full collection) once pytest let go of the test, in
+    ``tests/conftest.py`` (``qt_loops.stop_after_the_test``)."""
     collector = GuiThreadCollector(qapp)
     collector.start()
     try:
         yield collector
     finally:
-        delete_what_was_left()
-        collector.stop()
-        collector.deleteLater()
+        try:
+            delete_what_was_left()
+        finally:
+            stop_after_the_test(collector)
 
 
 @pytest.fixture
@@ -98,10 +100,15 @@ def qt_garbage_on_main_thread() -> Iterator[None]:
     Left to the cyclic GC it can die on whichever thread allocates next — a hashing or
     engine worker — where ``~QObject`` cannot unregister its timers; the next test's
     event loop then fires a timer at freed memory (a segfault in
-    ``QTimerInfoList::activateTimers``)."""
+    ``QTimerInfoList::activateTimers``).
+
+    After the test, that collection is the one ``tests/conftest.py`` runs for every GUI
+    test once pytest let go of it (stopping ``_collect_on_the_gui_thread``'s collector,
+    which keeps CPython's automatic collector off until then): later than the other
+    fixtures' teardown, on the same thread. One here as well scanned the worker's whole
+    heap a second time."""
     gc.collect()
     yield
-    gc.collect()
 
 
 @pytest.fixture(autouse=True)
