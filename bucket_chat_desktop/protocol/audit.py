@@ -31,6 +31,8 @@ from .event import DEVICE_FIELDS, MAX_WITNESS_ENTRIES, MEMBER, MESSAGE, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
 from .ids import iso_utc_ms, place_order
+from .prepared import PreparedSegment as PreparedSegment
+from .prepared import prepare_segment as prepare_segment
 from .relations import EDIT, HIDDEN_TYPES, REACTION, REDACTION, Row, relation_content
 from .segment import DecodedSegment, Located, decode_segment
 from .signing import SignatureChecker
@@ -644,29 +646,6 @@ class _Copy:
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}"
-
-
-@dataclass(slots=True)
-class PreparedSegment:
-    """A decoded segment with a signature verdict per event: the expensive part of
-    reading, done by ``prepare_segment`` on any thread."""
-
-    decoded: DecodedSegment
-    verdicts: list[tuple[bool | None, str]]
-
-    @property
-    def path(self) -> str:
-        return self.decoded.path
-
-
-def prepare_segment(
-    path: str, data: bytes, room_id: str, checker: SignatureChecker | None = None
-) -> PreparedSegment:
-    """Decode a segment and check every signature. Pure and thread-safe: the sync engine
-    runs it on a worker pool (libsodium releases the GIL while it verifies)."""
-    decoded = decode_segment(path, data, room_id)
-    check = (checker or SignatureChecker()).check
-    return PreparedSegment(decoded, [check(loc.event) for loc in decoded.events])
 
 
 @dataclass(slots=True)
