@@ -371,6 +371,30 @@ class Timeline(Sequence[Assessed]):
         for row, code in zip(self._rows, self._codes, strict=True):
             yield hash_of(row), pairs[code][0]
 
+    def verdict_rows(self) -> Iterator[tuple[str, str, int, TrustState, str, str]]:
+        """Each row's event id, path, line, verdict, its reason and the event's hash, in
+        order, without making the rows: what the index saves of an audit
+        (``Index.save_audit``). Made row by row (a copy and an ``Event`` each), the
+        100,000 rows of a cold sync's final save took ~7 µs each; by column ~4.5."""
+        pairs, store = self._pairs, self._store
+        event_id, place, hash_of = store.event_id, store.place, store.hash
+        for row, code in zip(self._rows, self._codes, strict=True):
+            state, reason = pairs[code]
+            path, line = place(row)
+            yield event_id(row), path, line, state, reason, hash_of(row)
+
+    def verified_keys(self) -> set[tuple[str, str]]:
+        """The (sender id, sender key) of every verified row that names a key, without
+        making the rows: what trust on first use pins after a whole read
+        (``keeper._pin``; row by row ~7 µs each at 100,000, by column ~0.4)."""
+        good = {code for code, (state, _) in enumerate(self._pairs) if state is TrustState.VERIFIED}
+        sender_of, key_of = self._store.sender_id, self._store.sender_key
+        return {
+            (sender_of(row), key)
+            for row, code in zip(self._rows, self._codes, strict=True)
+            if code in good and (key := key_of(row))
+        }
+
     def sender_ids(self) -> list[str]:
         """The senders of the rows, each once, in the order of their first row, without
         making the rows."""
