@@ -30,7 +30,14 @@ from typing import NamedTuple, ParamSpec, TypeVar
 
 from ..osfiles import LockTimeout, ensure_private_dir, exclusive_lock, open_fd
 from ..protocol.attachments import message_text
-from ..protocol.audit import Assessed, AuditResult, PreparedSegment, TrustState, is_slim_copy
+from ..protocol.audit import (
+    Assessed,
+    AuditResult,
+    PreparedSegment,
+    Timeline,
+    TrustState,
+    is_slim_copy,
+)
 from ..protocol.event import Event, Malformed, parse_line
 from ..protocol.findings import Finding, Kind
 from .search import Query, SearchHit, SearchPage, build_query, make_snippet, search_text
@@ -415,7 +422,15 @@ _ADD_TIMELINE = (
 def _timeline_rows(
     room_id: str, start: int, items: Iterable[Assessed]
 ) -> Iterator[tuple[str, int, str, str, int, str, str, str]]:
-    """Timeline rows for positions ``start``…, each with the hash of the event judged."""
+    """Timeline rows for positions ``start``…, each with the hash of the event judged.
+    A whole ``Timeline`` (an audit saved) is read by column, no row made
+    (``Timeline.verdict_rows``)."""
+    if isinstance(items, Timeline):
+        for pos, (event_id, path, line, state, reason, event_hash) in enumerate(
+            items.verdict_rows(), start
+        ):
+            yield (room_id, pos, event_id, path, line, state.value, reason, event_hash)
+        return
     for pos, a in enumerate(items, start):
         ev = a.event
         yield (room_id, pos, ev.event_id, a.path, a.line, a.state.value, a.reason, ev.hash)

@@ -31,6 +31,8 @@ from .event import DEVICE_FIELDS, MAX_WITNESS_ENTRIES, MEMBER, MESSAGE, Event
 from .findings import Finding, Kind, Severity
 from .heap import gc_paused
 from .ids import iso_utc_ms, place_order
+from .prepared import PreparedSegment as PreparedSegment
+from .prepared import prepare_segment as prepare_segment
 from .relations import EDIT, HIDDEN_TYPES, REACTION, REDACTION, Row, relation_content
 from .segment import DecodedSegment, Located, decode_segment
 from .signing import SignatureChecker
@@ -369,6 +371,30 @@ class Timeline(Sequence[Assessed]):
         for row, code in zip(self._rows, self._codes, strict=True):
             yield hash_of(row), pairs[code][0]
 
+    def verdict_rows(self) -> Iterator[tuple[str, str, int, TrustState, str, str]]:
+        """Each row's event id, path, line, verdict, its reason and the event's hash, in
+        order, without making the rows: what the index saves of an audit
+        (``Index.save_audit``). Made row by row (a copy and an ``Event`` each), the
+        100,000 rows of a cold sync's final save took ~7 µs each; by column ~4.5."""
+        pairs, store = self._pairs, self._store
+        event_id, place, hash_of = store.event_id, store.place, store.hash
+        for row, code in zip(self._rows, self._codes, strict=True):
+            state, reason = pairs[code]
+            path, line = place(row)
+            yield event_id(row), path, line, state, reason, hash_of(row)
+
+    def verified_keys(self) -> set[tuple[str, str]]:
+        """The (sender id, sender key) of every verified row that names a key, without
+        making the rows: what trust on first use pins after a whole read
+        (``keeper._pin``; row by row ~7 µs each at 100,000, by column ~0.4)."""
+        good = {code for code, (state, _) in enumerate(self._pairs) if state is TrustState.VERIFIED}
+        sender_of, key_of = self._store.sender_id, self._store.sender_key
+        return {
+            (sender_of(row), key)
+            for row, code in zip(self._rows, self._codes, strict=True)
+            if code in good and (key := key_of(row))
+        }
+
     def sender_ids(self) -> list[str]:
         """The senders of the rows, each once, in the order of their first row, without
         making the rows."""
@@ -644,29 +670,6 @@ class _Copy:
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}"
-
-
-@dataclass(slots=True)
-class PreparedSegment:
-    """A decoded segment with a signature verdict per event: the expensive part of
-    reading, done by ``prepare_segment`` on any thread."""
-
-    decoded: DecodedSegment
-    verdicts: list[tuple[bool | None, str]]
-
-    @property
-    def path(self) -> str:
-        return self.decoded.path
-
-
-def prepare_segment(
-    path: str, data: bytes, room_id: str, checker: SignatureChecker | None = None
-) -> PreparedSegment:
-    """Decode a segment and check every signature. Pure and thread-safe: the sync engine
-    runs it on a worker pool (libsodium releases the GIL while it verifies)."""
-    decoded = decode_segment(path, data, room_id)
-    check = (checker or SignatureChecker()).check
-    return PreparedSegment(decoded, [check(loc.event) for loc in decoded.events])
 
 
 @dataclass(slots=True)

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .audit import PreparedSegment, prepare_segment
 from .event import Event, Malformed, decode_json_line, event_of_hash
 from .findings import Finding
+from .prepared import PreparedSegment, prepare_segment
 from .segment import DecodedSegment, Located
 from .signing import SignatureChecker
 

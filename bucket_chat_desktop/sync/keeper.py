@@ -532,14 +532,15 @@ class RoomKeeper:
         """Pin the keys of verified events (trust on first use) for their room: only ever
         from an audit of the whole history."""
         assert self._engine.index is not None
-        self._engine.index.add_pins(
-            {
+        if isinstance(items, Timeline):  # a whole audit's: by column, no row made
+            keys = items.verified_keys()
+        else:
+            keys = {
                 (a.event.sender_id, a.event.sender_key)
                 for a in items
                 if a.state is TrustState.VERIFIED and a.event.sender_key
-            },
-            room_id=room_id,
-        )
+            }
+        self._engine.index.add_pins(keys, room_id=room_id)
 
     @staticmethod
     def _room_loaded(
