@@ -112,6 +112,10 @@ class TimelineView(QListView):
         super().__init__(parent)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Always on: every room's rows are laid out at one width, the one they are measured
+        # ahead at (``row_warmer``). Shown only when needed, a room too short to scroll was
+        # laid out wider than the others, and a switch measured every row again (rt103).
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.setUniformItemSizes(False)
         self.setResizeMode(QListView.ResizeMode.Adjust)
