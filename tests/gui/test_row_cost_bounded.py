@@ -1,0 +1,177 @@
+"""What laying out a room's rows costs the GUI thread, through the real app (controller,
+window, engine, row warmer) on a real folder, offscreen: the attacks of red team rt103
+(F1-F3), kept as they came, and the bounds on the delegate's document cache and on what a
+repaint lays out.
+
+Work is counted, never timed: a row measured is a new entry in the delegate's cache of
+sizes (``MessageDelegate._sizes``), and measuring a row lays out the shown part of its
+body (``markdown.shown_part``: up to ``MAX_SHOWN_CHARS`` characters), so the characters
+of the bodies of the rows measured in one step are the text that step laid out. Seen on
+this 2-core machine: a 20,000-character body (Devanagari conjuncts) costs 40-75 ms to
+measure; 200 of them, 8-15 s of the GUI thread at a 20-pixel resize of the window."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run  # tests/gui/conftest.py
+from nacl.signing import SigningKey
+from PySide6.QtWidgets import QApplication
+from test_switch_rows_measured import all_measured, measured_since, sizes
+
+from bucket_chat_desktop.gui.controller import Controller
+from bucket_chat_desktop.gui.main_window import MainWindow
+from bucket_chat_desktop.gui.markdown import MAX_SHOWN_CHARS, shown_part
+from bucket_chat_desktop.gui.models.timeline_model import Roles
+from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate
+from bucket_chat_desktop.keys.identity import Identity
+from bucket_chat_desktop.settings import Settings, StorageSettings
+from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync.writer import Draft, RoomWriter
+
+ALICE = SigningKey(b"\x01" * 32)
+BOB = SigningKey(b"\x02" * 32)
+EVE = SigningKey(b"\x0e" * 32)
+CREATED = "2025-09-14T12:00:45.000Z"
+HOSTILE = 40  # Eve's long messages in her room
+# Devanagari conjuncts: each "क्ष" is one shaped cluster of three characters, among the
+# costliest text per character Qt lays out (a 20,000-character body: 40-75 ms)
+LONG = "क्ष" * (MAX_SHOWN_CHARS // 3)
+# What one step of the GUI thread may lay out: a few screens of text. One body at the
+# cap is 20,000 characters; 40 of them are 800,000.
+STEP_BUDGET = 3 * MAX_SHOWN_CHARS
+
+
+def laid_out_since(before: dict[Any, Any], delegate: MessageDelegate, models: list[Any]) -> int:
+    """The characters of the bodies of the rows measured since ``before``."""
+    total = 0
+    for model in models:
+        for row in range(model.rowCount()):
+            index = model.index(row)
+            key = index.data(Roles.Layout)[:2]
+            value = delegate._sizes.get(key)
+            if value is not None and before.get(key) is not value:
+                total += len(shown_part(str(index.data(Roles.Body) or "")).text)
+    return total
+
+
+async def build(store: Path, rooms: dict[str, list[str]]) -> None:
+    storage = LocalStorage(store)
+    for room, bodies in rooms.items():
+        await RoomWriter(storage, room, "alice@example.com", ALICE).write_metadata(room, CREATED)
+        writer = RoomWriter(storage, room, "eve@example.com", EVE)
+        for body in bodies:
+            await writer.send([Draft.text(body)])
+
+
+def start(
+    qtbot: Any, tmp_path: Path, rooms: dict[str, list[str]]
+) -> tuple[Controller, MainWindow, list[str]]:
+    store = tmp_path / "store"
+    run(build(store, rooms), qtbot, timeout=120)
+    entry = StorageSettings(str(store), "Team share", list(rooms))
+    keys = [f"{entry.id}/{room}" for room in rooms]
+    settings = Settings("alice@example.com", "Alice", [entry], last_room=keys[0])
+    controller = Controller(settings, Identity("alice@example.com", ALICE))
+    window = MainWindow(controller)
+    qtbot.addWidget(window)
+    window.resize(900, 600)
+    window.show()
+    controller.start()
+    qtbot.waitUntil(lambda: controller.current == keys[0], timeout=30_000)
+    for key, bodies in zip(keys, rooms.values(), strict=True):
+        count = len(bodies)
+        qtbot.waitUntil(
+            lambda key=key, count=count: controller.timeline(key).rowCount() >= count,
+            timeout=60_000,
+        )
+    qtbot.waitUntil(lambda: window.delegate.sizing() is not None, timeout=30_000)
+    return controller, window, keys
+
+
+@pytest.fixture
+def app(qtbot: Any, qloop: Any, home: Path, tmp_path: Path) -> Iterator[Any]:
+    made: list[Controller] = []
+
+    def starter(rooms: dict[str, list[str]]) -> tuple[Controller, MainWindow, list[str]]:
+        started = start(qtbot, tmp_path, rooms)
+        made.append(started[0])
+        return started
+
+    try:
+        yield starter
+    finally:
+        for controller in made:
+            run(controller.shutdown(), qtbot, timeout=60)
+
+
+def test_a_first_switch_from_a_room_too_short_to_scroll_measures_none_of_its_rows(
+    qtbot: Any, app: Any
+) -> None:
+    """Ordinary rows, no hostile text. The room shown has two messages: its view has no
+    scroll bar, and the rows of the other rooms are measured ahead at that width. A room
+    with enough rows to scroll is laid out narrower (its scroll bar takes the room): at
+    the switch every row it holds is measured again on the GUI thread, as before the
+    warmer (60 here; 200 for a full page). Seen: 200 rows measured again, 290 ms."""
+    controller, window, keys = app(
+        {
+            "short": ["hello", "hi"],
+            "long": [f"message {i} " + "words to wrap " * (i % 5) for i in range(60)],
+        }
+    )
+    delegate, warmer = window.delegate, window.row_warmer
+    width = delegate.sizing()[0]  # type: ignore[index]
+    qtbot.waitUntil(
+        lambda: warmer.idle and all_measured(controller.timeline(keys[1]), delegate, width),
+        timeout=30_000,
+    )
+    before = sizes(delegate)
+    controller.select_room(keys[1])
+    assert window.timeline.model() is controller.timeline(keys[1])
+    window.timeline.doItemsLayout()
+    window.timeline.viewport().repaint()
+    QApplication.processEvents()
+    assert measured_since(before, delegate) == 0
+
+
+def test_a_resize_of_the_window_lays_out_a_bounded_amount_of_text_in_one_step(
+    qtbot: Any, app: Any
+) -> None:
+    """Eve's room holds 40 messages of 20,000 characters each (within every limit: a
+    line is 60 KB of 256). Shown, a resize of the window by a few pixels measures every
+    row again in the view's one layout pass: 800,000 characters laid out in one step of
+    the GUI thread (seen with 200 such rows: 8-15 s frozen at each step of a drag)."""
+    controller, window, keys = app({"eve": [f"{i} {LONG}" for i in range(HOSTILE)]})
+    delegate = window.delegate
+    model = controller.timeline(keys[0])
+    window.timeline.doItemsLayout()
+    QApplication.processEvents()
+    before = sizes(delegate)
+    window.resize(window.width() - 30, window.height())
+    window.timeline.doItemsLayout()  # the view's delayed layout after the resize, now
+    assert laid_out_since(before, delegate, [model]) <= STEP_BUDGET
+
+
+def test_one_turn_of_the_row_warmer_lays_out_a_bounded_amount_of_text(qtbot: Any, app: Any) -> None:
+    """Eve's room is in the room list, not shown: its rows are measured ahead,
+    ``ROWS_PER_TURN`` (8) a turn, whatever they hold. With her 20,000-character bodies a
+    turn lays out 160,000 characters (seen: 320 ms a turn, 1.6 s under load, turn after
+    turn while the room is measured): a click waits for the turn."""
+    controller, window, keys = app(
+        {"calm": ["hello", "hi"], "eve": [f"{i} {LONG}" for i in range(HOSTILE)]}
+    )
+    delegate, warmer = window.delegate, window.row_warmer
+    model = controller.timeline(keys[1])
+    qtbot.waitUntil(lambda: warmer.idle, timeout=60_000)  # Eve's rows measured ahead
+    font = window.timeline.font()
+    font.setPointSize(font.pointSize() + 2)
+    window.timeline.setFont(font)
+    window.timeline.doItemsLayout()  # the room shown, at the new font: now
+    assert not warmer.idle  # Eve's rows are measured again, a few per turn
+    before = sizes(delegate)
+    warmer.turn()  # one turn of the loop's
+    worst = laid_out_since(before, delegate, [model])
+    assert worst <= MAX_SHOWN_CHARS + 100  # one of her bodies, and short rows
