@@ -26,6 +26,7 @@ from bucket_chat_desktop.gui.controller import Controller
 from bucket_chat_desktop.gui.main_window import MainWindow
 from bucket_chat_desktop.gui.markdown import MAX_SHOWN_CHARS, shown_part
 from bucket_chat_desktop.gui.models.timeline_model import Roles
+from bucket_chat_desktop.gui.widgets import message_delegate
 from bucket_chat_desktop.gui.widgets.message_delegate import MessageDelegate
 from bucket_chat_desktop.keys.identity import Identity
 from bucket_chat_desktop.settings import Settings, StorageSettings
@@ -175,3 +176,47 @@ def test_one_turn_of_the_row_warmer_lays_out_a_bounded_amount_of_text(qtbot: Any
     warmer.turn()  # one turn of the loop's
     worst = laid_out_since(before, delegate, [model])
     assert worst <= MAX_SHOWN_CHARS + 100  # one of her bodies, and short rows
+
+
+def doc_chars(delegate: MessageDelegate) -> int:
+    """The characters of the laid-out bodies the delegate keeps (each document's part)."""
+    return sum(len(held[1].text) for held in delegate._docs.values())
+
+
+def test_the_laid_out_bodies_kept_are_bounded_by_their_characters(
+    qtbot: Any, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eve's long bodies, each kept as a document once laid out (about 20 bytes a
+    character: 0.4 MB for one at the cap). Kept by count alone (3,000), eight rooms of
+    them held over a gigabyte. With the bound lowered to three bodies, twelve of them
+    laid out and painted leave at most three, and one more (the one being used)."""
+    monkeypatch.setattr(message_delegate, "DOC_CACHE_CHARS", 3 * MAX_SHOWN_CHARS, raising=False)
+    controller, window, keys = app({"eve": [f"{i} {LONG}" for i in range(12)]})
+    delegate, view = window.delegate, window.timeline
+    model = controller.timeline(keys[0])
+    for row in range(model.rowCount()):  # every row laid out and painted
+        view.scrollTo(model.index(row, 0))
+        view.grab()
+    assert delegate.laid_out >= 12 * MAX_SHOWN_CHARS  # they were laid out...
+    assert doc_chars(delegate) <= 4 * MAX_SHOWN_CHARS + 100  # ...and not all kept
+    assert delegate.cached_doc_chars() == doc_chars(delegate)
+
+
+# A plain body (no Markdown) that fits a row: about 70 lines of words at the view's width.
+PLAIN_LONG = " ".join(f"word{i}" for i in range(800))
+
+
+def test_a_repaint_of_a_long_plain_body_lays_out_nothing_again(qtbot: Any, app: Any) -> None:
+    """A plain body that fits was drawn with ``QPainter.drawText``, which shapes its
+    text again at every paint: 20-65 ms for a hostile one, at each hover and each frame
+    of a scroll. A long one is painted from its laid-out document, kept; short ones
+    (at most ``DRAW_TEXT_CHARS``) are still drawn as text."""
+    controller, window, keys = app({"calm": ["hello", PLAIN_LONG, "hi"]})
+    delegate, view = window.delegate, window.timeline
+    model = controller.timeline(keys[0])
+    view.scrollTo(model.index(1, 0))
+    view.grab()  # the first paint lays the body out
+    before = delegate.laid_out
+    for _ in range(3):
+        view.grab()
+    assert delegate.laid_out - before <= 3 * 100  # "hello" and "hi", never the long body

@@ -106,6 +106,14 @@ CACHE = 3000
 # rows laid out in one pass held the window 8-15 s. Rows past it in a layout get an
 # estimated height and are measured in the next steps (``rows_estimated``).
 STEP_CHARS = 2 * MAX_SHOWN_CHARS
+# The laid-out bodies kept (``MessageDelegate._docs``), in characters: a document costs
+# about 20 bytes a character, so ~40 MB at most (by count alone, 3,000 hostile bodies
+# would have held over a gigabyte).
+DOC_CACHE_CHARS = 2_000_000
+# A plain body longer than this is laid out as a cached document, not drawn with
+# ``QPainter.drawText``, which shapes its text again at every paint (20-65 ms a paint for
+# a long body, on every hover and scroll frame: red team rt103).
+DRAW_TEXT_CHARS = 1_000
 BADGE = 16
 GAP = 8
 RICH_STEP = 24
@@ -176,6 +184,7 @@ class MessageDelegate(SafeDelegate):
         self._docs: OrderedDict[tuple[str, str, str], tuple[QTextDocument, Shown, str, bool]] = (
             OrderedDict()
         )
+        self._doc_chars = 0  # the characters of the documents in ``_docs``
         # Characters of bodies laid out (measured or shaped for a paint) since the start:
         # the work counted by the step's budget, the row warmer and the tests.
         self.laid_out = 0
@@ -287,7 +296,7 @@ class MessageDelegate(SafeDelegate):
         width = max(60, width)
         cap = max_body_h(font)
         box = None
-        if is_plain(body) and not self._spans(index, body):
+        if is_plain(body) and not self._spans(index, body) and len(body) <= DRAW_TEXT_CHARS:
             part = shown_part(body)
             flags = int(Qt.TextFlag.TextWordWrap)
             self.laid_out += len(part.text)
@@ -382,6 +391,7 @@ class MessageDelegate(SafeDelegate):
                 doc.setTextWidth(width)
                 if not _too_wide(doc, width):
                     return doc, part, why
+            self._forget_doc(key)
         body = str(index.data(Roles.Body) or "")
         _, part, why = body_html(body)
         self.laid_out += len(part.text)
@@ -392,9 +402,23 @@ class MessageDelegate(SafeDelegate):
             self.laid_out += len(part.text)
             doc = _new_doc(font, plain_html(part.text), width)
         self._docs[key] = (doc, part, why, narrowed)
-        if len(self._docs) > CACHE:
-            self._docs.popitem(last=False)
+        self._doc_chars += len(part.text)
+        # bounded by count and by size; the newest is always kept (it is being used)
+        while len(self._docs) > 1 and (
+            len(self._docs) > CACHE or self._doc_chars > DOC_CACHE_CHARS
+        ):
+            self._forget_doc(next(iter(self._docs)))
         return doc, part, why
+
+    def _forget_doc(self, key: tuple[str, str, str]) -> None:
+        held = self._docs.pop(key, None)
+        if held is not None:
+            self._doc_chars -= len(held[1].text)
+
+    def cached_doc_chars(self) -> int:
+        """The characters of the laid-out bodies kept (at most ``DOC_CACHE_CHARS``, or
+        one body past it)."""
+        return self._doc_chars
 
     @staticmethod
     def _grouped(index: Index) -> bool:
