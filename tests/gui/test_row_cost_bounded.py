@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from conftest import run  # tests/gui/conftest.py
 from nacl.signing import SigningKey
+from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QApplication
 from test_switch_rows_measured import all_measured, measured_since, sizes
 
@@ -220,3 +221,57 @@ def test_a_repaint_of_a_long_plain_body_lays_out_nothing_again(qtbot: Any, app: 
     for _ in range(3):
         view.grab()
     assert delegate.laid_out - before <= 3 * 100  # "hello" and "hi", never the long body
+
+
+def settled(view: Any, model: Any, delegate: MessageDelegate) -> bool:
+    """Every row of ``model`` measured at the view's width, and no layout pending."""
+    sizing = delegate.sizing()
+    return (
+        sizing is not None
+        and all_measured(model, delegate, sizing[0])
+        and not view._relayout.isActive()
+    )
+
+
+def test_a_room_of_long_rows_laid_out_over_turns_stays_at_its_newest_row(
+    qtbot: Any, app: Any
+) -> None:
+    """Eve's 40 long rows are measured over several turns (two bodies a step), the rows
+    not yet measured taking an estimated height meanwhile: the view, at the bottom when
+    the room opens, is at the bottom with her newest row in view once they are all
+    measured, and after a resize measured again the same way."""
+    controller, window, keys = app({"eve": [f"{i} {LONG}" for i in range(HOSTILE)]})
+    view, delegate = window.timeline, window.delegate
+    model = controller.timeline(keys[0])
+    bar = view.verticalScrollBar()
+    last = model.index(model.rowCount() - 1, 0)
+    for step in ("opened", "resized"):
+        if step == "resized":
+            window.resize(window.width() - 30, window.height())
+        qtbot.waitUntil(lambda: settled(view, model, delegate), timeout=120_000)
+        QApplication.processEvents()
+        assert bar.value() == bar.maximum(), step
+        assert view.visualRect(last).intersects(view.viewport().rect()), step
+
+
+def test_rows_measured_over_turns_keep_the_row_being_read_still(qtbot: Any, app: Any) -> None:
+    """Read in the middle of Eve's room, then the window is narrowed: her rows (6,000
+    characters each, under the cap of lines: narrower, they are taller) are measured
+    again over several turns, each laying the rows out again; the row at the top of the
+    view stays where that first layout put it."""
+    body = "क्ष " * 1_500
+    controller, window, keys = app({"eve": [f"{i} {body}" for i in range(HOSTILE)]})
+    view, delegate = window.timeline, window.delegate
+    model = controller.timeline(keys[0])
+    qtbot.waitUntil(lambda: settled(view, model, delegate), timeout=120_000)
+    view.scrollTo(model.index(25, 0), view.ScrollHint.PositionAtTop)
+    QApplication.processEvents()
+    window.resize(window.width() - 30, window.height())
+    view.doItemsLayout()  # the first layout at the new width: two rows measured
+    assert not all_measured(model, delegate, delegate.sizing()[0])  # type: ignore[index]
+    top = view.indexAt(QPoint(4, 4))
+    y = view.visualRect(top).top()
+    qtbot.waitUntil(lambda: settled(view, model, delegate), timeout=120_000)
+    QApplication.processEvents()
+    assert view.indexAt(QPoint(4, 4)).row() == top.row()
+    assert view.visualRect(model.index(top.row(), 0)).top() == y
