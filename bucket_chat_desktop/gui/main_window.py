@@ -112,6 +112,10 @@ class TimelineView(QListView):
         super().__init__(parent)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Always on: every room's rows are laid out at one width, the one they are measured
+        # ahead at (``row_warmer``). Shown only when needed, a room too short to scroll was
+        # laid out wider than the others, and a switch measured every row again (rt103).
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.setUniformItemSizes(False)
         self.setResizeMode(QListView.ResizeMode.Adjust)
@@ -191,8 +195,17 @@ class TimelineView(QListView):
                 self._anchor = (QPersistentModelIndex(top), self.visualRect(top).top())
         self._relayout.start()
 
+    def rows_estimated(self) -> None:
+        """Rows of the last layout got an estimated height (their bodies would have cost
+        the step more than ``STEP_CHARS``): lay the rows out again in a later turn, which
+        measures the next of them, keeping the view still."""
+        self._on_data_changed(None, None)
+
     def _lay_out_again(self) -> None:
         anchor, self._anchor = self._anchor, None
+        delegate = self.itemDelegate()
+        if isinstance(delegate, MessageDelegate):
+            delegate.new_step()  # a turn of its own: a step's budget again
         self.doItemsLayout()
         if self._stick:
             self.scrollToBottom()
@@ -542,6 +555,10 @@ class MainWindow(QMainWindow):
         self.timeline = TimelineView()
         self.delegate = MessageDelegate(self.timeline)
         self.timeline.setItemDelegate(self.delegate)
+        # queued: laid out again once the layout that estimated them is over
+        self.delegate.rows_estimated.connect(
+            self.timeline.rows_estimated, Qt.ConnectionType.QueuedConnection
+        )
         self.timeline.files_dropped.connect(self._on_files)
         self.timeline.echo_clicked.connect(lambda _eid: self.controller.retry_failed())
         self.timeline.threadRequested.connect(self.threadRequested)

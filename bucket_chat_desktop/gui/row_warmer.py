@@ -29,6 +29,10 @@ from .widgets.message_delegate import MessageDelegate
 
 AHEAD_ROOMS = 8  # rooms on screen in the room list, from the top one shown, measured ahead
 ROWS_PER_TURN = 8  # rows measured in one turn of the event loop (about 0.3 ms each)
+# ...and the characters of their bodies laid out in one turn: a hostile body of 20,000
+# characters costs 40-90 ms, eight of them held a click 0.3-1.6 s (red team rt103). A turn
+# measures at least one row, whatever it costs (``MAX_SHOWN_CHARS`` bounds one body).
+TURN_CHARS = 4_000
 
 
 class RowWarmer(QObject):
@@ -135,8 +139,9 @@ class RowWarmer(QObject):
             self._mark(key)
 
     def turn(self) -> None:
-        """Measure the next ``ROWS_PER_TURN`` rows (one turn of the loop)."""
-        measured = 0
+        """Measure the next ``ROWS_PER_TURN`` rows (one turn of the loop), fewer when
+        their bodies would lay out more than ``TURN_CHARS`` characters."""
+        measured = spent = 0
         while measured < ROWS_PER_TURN:
             if self._walk is None:
                 if not self._dirty:
@@ -155,7 +160,12 @@ class RowWarmer(QObject):
             ):
                 self._walk = None
                 continue
-            if not self._delegate.measure_ahead(model.index(row, 0)):
+            index = model.index(row, 0)
+            cost = self._delegate.ahead_cost(index)
+            if measured and spent + cost > TURN_CHARS:
+                return  # the next turn begins with it
+            spent += cost
+            if not self._delegate.measure_ahead(index):
                 # the view has laid nothing out yet: its first layout says the width
                 self._walk = None
                 self._dirty.clear()

@@ -815,7 +815,9 @@ def test_a_quote_names_its_sender_as_the_timeline_does(qtbot: Any, tmp_path: Pat
     to_gone = scene.msg(CAROL, "?", parent=gone.event_id)
     scene.redact(IMPOSTOR, gone)
     model = model_of(scene)
-    view, delegate = _view(qtbot, model)
+    # the name, id, mark and trust fit side by side at 640 px without the scroll bar,
+    # now always shown (14 px): a little wider, so nothing is elided
+    view, delegate = _view(qtbot, model, width=660)
 
     def pieces(event_id: str) -> tuple[Any, dict[str, tuple[str, str]], str]:
         index = model.index(row_of(model, event_id))

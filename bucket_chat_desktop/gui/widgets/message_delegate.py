@@ -22,6 +22,7 @@ from PySide6.QtCore import (
     QRect,
     QSize,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import (
@@ -55,6 +56,7 @@ from ...protocol.untrusted_text import (
 )
 from ..markdown import (
     BODY_STYLE,
+    MAX_SHOWN_CHARS,
     MAX_SHOWN_LINES,
     Shown,
     body_html,
@@ -98,6 +100,20 @@ RIGHT = 18
 DAY_H = 30
 HEADER_H = 22
 CACHE = 3000
+# What one step of the GUI thread (one layout of the view, one turn of the loop) may lay
+# out of rows' bodies, in characters: two bodies at the cap (MAX_SHOWN_CHARS). A body at the
+# cap costs 40-90 ms to lay out (Devanagari conjuncts, red team rt103); a page of hostile
+# rows laid out in one pass held the window 8-15 s. Rows past it in a layout get an
+# estimated height and are measured in the next steps (``rows_estimated``).
+STEP_CHARS = 2 * MAX_SHOWN_CHARS
+# The laid-out bodies kept (``MessageDelegate._docs``), in characters: a document costs
+# about 20 bytes a character, so ~40 MB at most (by count alone, 3,000 hostile bodies
+# would have held over a gigabyte).
+DOC_CACHE_CHARS = 2_000_000
+# A plain body longer than this is laid out as a cached document, not drawn with
+# ``QPainter.drawText``, which shapes its text again at every paint (20-65 ms a paint for
+# a long body, on every hover and scroll frame: red team rt103).
+DRAW_TEXT_CHARS = 1_000
 BADGE = 16
 GAP = 8
 RICH_STEP = 24
@@ -155,6 +171,9 @@ class MessageDelegate(SafeDelegate):
     # The width or font the view lays rows out at changed: rows of rooms not shown that
     # were measured ahead are measured again (``gui/row_warmer.py``).
     sizing_changed = Signal()
+    # Rows of a layout got an estimated height (``STEP_CHARS`` was spent): the view lays
+    # its rows out again in a later turn, which measures the next of them.
+    rows_estimated = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -165,6 +184,13 @@ class MessageDelegate(SafeDelegate):
         self._docs: OrderedDict[tuple[str, str, str], tuple[QTextDocument, Shown, str, bool]] = (
             OrderedDict()
         )
+        self._doc_chars = 0  # the characters of the documents in ``_docs``
+        # Characters of bodies laid out (measured or shaped for a paint) since the start:
+        # the work counted by the step's budget, the row warmer and the tests.
+        self.laid_out = 0
+        self._step_start: int | None = None  # ``laid_out`` when this step began
+        self._exact = False  # measuring ahead: never an estimate
+        self._estimated = False  # a row of this step was estimated
         self._heights: dict[tuple[str, str, str, int], BodyBox] = {}
         # Row sizes by (event id, location): a switch back to a room lays out its rows
         # again (the view asks every row's size), and under a back-fill's load that took
@@ -270,9 +296,10 @@ class MessageDelegate(SafeDelegate):
         width = max(60, width)
         cap = max_body_h(font)
         box = None
-        if is_plain(body) and not self._spans(index, body):
+        if is_plain(body) and not self._spans(index, body) and len(body) <= DRAW_TEXT_CHARS:
             part = shown_part(body)
             flags = int(Qt.TextFlag.TextWordWrap)
+            self.laid_out += len(part.text)
             r = QFontMetrics(font).boundingRect(QRect(0, 0, width, 10**6), flags, part.text)
             # A word wider than the row is not broken by drawText (words after it would be
             # painted past the row's edge, unseen: red team rt86), nor is a body cut at
@@ -324,6 +351,7 @@ class MessageDelegate(SafeDelegate):
                 painter.setFont(font)
                 painter.setPen(color)
                 body = shown_part(str(index.data(Roles.Body) or "")).text
+                self.laid_out += len(body)  # shaped again at each paint: short bodies only
                 painter.drawText(area, int(Qt.TextFlag.TextWordWrap), body)
             else:
                 doc = self._doc(index, _rich_width(width), font)
@@ -359,20 +387,38 @@ class MessageDelegate(SafeDelegate):
             if doc.textWidth() == width:
                 return doc, part, why
             if not narrowed:
+                self.laid_out += len(part.text)
                 doc.setTextWidth(width)
                 if not _too_wide(doc, width):
                     return doc, part, why
+            self._forget_doc(key)
         body = str(index.data(Roles.Body) or "")
         _, part, why = body_html(body)
+        self.laid_out += len(part.text)
         doc = _new_doc(font, self._html(index, body), width)
         narrowed = _too_wide(doc, width)
         if narrowed:
             part, why = shown_part(body), WIDE_NOTE
+            self.laid_out += len(part.text)
             doc = _new_doc(font, plain_html(part.text), width)
         self._docs[key] = (doc, part, why, narrowed)
-        if len(self._docs) > CACHE:
-            self._docs.popitem(last=False)
+        self._doc_chars += len(part.text)
+        # bounded by count and by size; the newest is always kept (it is being used)
+        while len(self._docs) > 1 and (
+            len(self._docs) > CACHE or self._doc_chars > DOC_CACHE_CHARS
+        ):
+            self._forget_doc(next(iter(self._docs)))
         return doc, part, why
+
+    def _forget_doc(self, key: tuple[str, str, str]) -> None:
+        held = self._docs.pop(key, None)
+        if held is not None:
+            self._doc_chars -= len(held[1].text)
+
+    def cached_doc_chars(self) -> int:
+        """The characters of the laid-out bodies kept (at most ``DOC_CACHE_CHARS``, or
+        one body past it)."""
+        return self._doc_chars
 
     @staticmethod
     def _grouped(index: Index) -> bool:
@@ -410,8 +456,56 @@ class MessageDelegate(SafeDelegate):
         option = QStyleOptionViewItem()
         option.rect = QRect(0, 0, width, 100)
         option.font = font
-        self.sizeHint(option, index)
+        self._exact = True
+        try:
+            self.sizeHint(option, index)
+        finally:
+            self._exact = False
         return True
+
+    def ahead_cost(self, index: Index) -> int:
+        """The characters ``measure_ahead`` would lay out for the row ``index`` (0 when its
+        size or its body's height at the view's width is known): the row warmer bounds a
+        turn by it."""
+        if self._sizing is None:
+            return 0
+        width, font_key, font = self._sizing
+        layout = index.data(Roles.Layout)
+        known = self._sizes.get(layout[:2])
+        if known is not None and known[0] == (
+            layout,
+            width,
+            font_key,
+            self._is_first_unread(index),
+        ):
+            return 0
+        return self._body_cost(index, width, font)
+
+    def _body_cost(self, index: Index, width: int, font: QFont) -> int:
+        """What measuring the row's body at the row width ``width`` lays out, in
+        characters: its shown part, or nothing when its height at that width is known."""
+        if index.data(Roles.Kind) in ("member", "deleted", "file", "image"):
+            return 0
+        text_w = width - LEFT - RIGHT
+        if (*_body_key(index, font), text_w) in self._heights:
+            return 0
+        return min(len(str(index.data(Roles.Body) or "")), MAX_SHOWN_CHARS)
+
+    def new_step(self) -> None:
+        """A new step of the GUI thread: ``STEP_CHARS`` may be laid out again."""
+        self._step_start = None
+        self._estimated = False
+
+    def _over_budget(self, cost: int) -> bool:
+        """Whether measuring a row costing ``cost`` would take this step past
+        ``STEP_CHARS``; the first row a step measures always is measured."""
+        if self._exact or cost == 0:
+            return False
+        if self._step_start is None:
+            self._step_start = self.laid_out
+            QTimer.singleShot(0, self.new_step)  # the step ends with this turn of the loop
+        spent = self.laid_out - self._step_start
+        return spent > 0 and spent + cost > STEP_CHARS
 
     def row_size(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         # Qt also asks a row or two without a width at each layout (an empty rectangle):
@@ -430,11 +524,33 @@ class MessageDelegate(SafeDelegate):
         known = self._sizes.get(layout[:2])
         if known is not None and known[0] == valid:
             return QSize(known[1])
+        if self._over_budget(self._body_cost(index, width, option.font)):
+            # measured in a later step (the view lays its rows out again then)
+            if not self._estimated:
+                self._estimated = True
+                self.rows_estimated.emit()
+            return self._estimate(index, width, option.font, known)
         size = self._measure(option, index, width)
         self._sizes[layout[:2]] = (valid, QSize(size))
         if len(self._sizes) > 20 * CACHE:
             self._sizes.popitem(last=False)
         return size
+
+    def _estimate(
+        self, index: Index, width: int, font: QFont, known: tuple[Any, QSize] | None
+    ) -> QSize:
+        """A row's height guessed without laying its body out: the height it was measured
+        at before (another width or font), else from its characters as if each took an
+        average character's width, at most ``max_body_h``. Never cached as its size."""
+        if known is not None:
+            return QSize(width, known[1].height())
+        body = str(index.data(Roles.Body) or "")
+        fm = QFontMetrics(font)
+        per_line = max(1, (width - LEFT - RIGHT) // max(1, fm.averageCharWidth()))
+        chars = min(len(body), MAX_SHOWN_CHARS)
+        lines = chars // per_line + 1 + body.count("\n", 0, chars)
+        body_h = min(lines * fm.lineSpacing(), max_body_h(font))
+        return QSize(width, 6 + DAY_H + HEADER_H + body_h + 2 * NOTE_H)
 
     def _is_first_unread(self, index: Index) -> bool:
         if not self.first_unread or index.data(Roles.EventId) != self.first_unread:
