@@ -225,10 +225,12 @@ def _arrived(
     since_ms: int,
     first_seen: bool = False,
     late: tuple[tuple[int, ShownEvent], ...] = (),
+    read_ms: int | None = None,
 ) -> list[Assessed]:
     """``unread.arrived`` for a ``RoomLoaded``: the rows among ``newest`` come with their
     bodies (read from the index with the audit), the others as the audit holds them;
-    ``late``: the rows the engine says arrived (``RoomLoaded.arrived``), with bodies."""
+    ``late``: the rows the engine says arrived (``RoomLoaded.arrived``), with bodies;
+    ``read_ms``: this device's clock when ``old`` was read (``RoomSession.read_ms``)."""
     bodies = {
         (s.verdict.path, s.verdict.line): s.verdict._replace(event=s.event)
         for s in newest
@@ -237,7 +239,14 @@ def _arrived(
     old_rows = old.timeline if old is not None else None
     came = [(i, s.verdict._replace(event=s.event)) for i, s in late if isinstance(s.event, Event)]
     return arrived(
-        old_rows, result.timeline, bodies, now_ms, since_ms, first_seen=first_seen, late=came
+        old_rows,
+        result.timeline,
+        bodies,
+        now_ms,
+        since_ms,
+        first_seen=first_seen,
+        late=came,
+        read_ms=read_ms,
     )
 
 
@@ -824,8 +833,9 @@ class Controller(QObject):
         if room is None:
             return  # a room left: nothing of it is kept
         now_ms = int(time.time() * 1000)
+        # what was read before by the clock of that read, as for the late notes below
         arrived = _arrived(
-            room.result, result, newest, now_ms, room.since_ms, room.first_seen, late
+            room.result, result, newest, now_ms, room.since_ms, room.first_seen, late, room.read_ms
         )
         # where the rows that arrived far above the newest are: no walk to find them
         known = {s.verdict.event.event_id: i for i, s in late}

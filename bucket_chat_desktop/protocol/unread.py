@@ -297,6 +297,7 @@ def arrived(
     *,
     first_seen: bool = False,
     late: Sequence[tuple[int, Assessed]] = (),
+    read_ms: int | None = None,
 ) -> list[Assessed]:
     """The rows of a full re-audit (``rows``) that the audit before it (``old``) did not
     have: new messages, counted unread and notified like appended ones (a newcomer's
@@ -316,7 +317,13 @@ def arrived(
     device's clock are passed over, in the old audit and the new. A row dated years ahead
     stays the newest row for good, and every message written since sorts before it (a
     full re-audit each time): taken as the anchor, it made every later message arrive
-    unseen — no unread count, no notification — while the app ran.
+    unseen — no unread count, no notification — while the app ran. The old audit's
+    newest is taken by the clock of its read (``read_ms``; None: ``now_ms``), as
+    ``seen_place`` and ``anchor_position`` take it: a row dated ahead when the old audit
+    was read was not read then, however late this audit comes (a sleep). Taken by the
+    clock of this audit, it was the anchor here and nowhere else (review rev1): now it
+    is news once placed by this device's clock, as the count after a restart takes it
+    (the read marker is never a row placed ahead: ``marker_for``).
 
     ``first_seen``: the room was seen for the first time this session (it had no read
     marker), and what it held then was marked read whole — "nothing of it is news yet".
@@ -339,7 +346,7 @@ def arrived(
     if old is None or not before or (len(rows) <= before and not late):
         return []
     latest = now_ms + FUTURE_SLACK_MS
-    old_cut = placed_by(old, latest)
+    old_cut = placed_by(old, (now_ms if read_ms is None else read_ms) + FUTURE_SLACK_MS)
     if not old_cut:
         return []
     at = _copy_position(rows, old[old_cut - 1])

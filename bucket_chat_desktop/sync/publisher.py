@@ -39,7 +39,7 @@ import enum
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nacl.signing import SigningKey
@@ -160,10 +160,11 @@ def _merged(first: Sequence[str], second: Sequence[str]) -> list[str]:
 
 def send_context(
     room: RoomState, user_id: str, key_text: str
-) -> tuple[bool, list[str], list[Event]] | None:
+) -> tuple[bool, list[str], list[Event], set[str]] | None:
     """State thread: what a send needs from the room's timeline — whether its verdict
-    is final, the introductions of ``key_text`` on offer, and each device's newest
-    event, in the order its witness names them (``SendScan.witness_order``). Kept in
+    is final, the introductions of ``key_text`` on offer, each device's newest event
+    not named yet, in the order its witness names them (``SendScan.witness_order``), and
+    the keys whose newest event its witnesses named (``SendScan.named_tips``). Kept in
     ``room.scan`` and brought up to date from what was appended since the last send:
     O(new events), not O(history); rows placed before shown ones (behind a row dated a little ahead)
     were carried over at the end of their job (``RoomState.carry_scan``). None when the
@@ -182,7 +183,7 @@ def send_context(
     scan.catch_up()
     settled = room.complete and not room.partial
     offers = scan.introductions(user_id, key_text).offers() if settled else []
-    return settled, offers, scan.witness_order(key_text)
+    return settled, offers, scan.witness_order(key_text), scan.named_tips(key_text)
 
 
 UNSENT_HINT = "right-click to copy its text or discard it"
@@ -589,8 +590,9 @@ class Publisher:
                 send_context, room, user_id, key_text, room=room_id, interactive=True
             )
         seen: Iterable[Event]
+        named: set[str] = set()  # keys whose newest event this key's witnesses named
         if context is not None:
-            settled, offers, seen = context
+            settled, offers, seen, named = context
             # Asked even when this device's own view trusts this key (its own pin): the
             # acceptance is for every other reader.
             if introducer is None and settled:  # a provisional view may lack statements
@@ -599,7 +601,7 @@ class Publisher:
         elif self._engine.index is not None:  # not open here (the CLI): what this device cached
             rows = await self._engine._read(Index.newest, room_id, WITNESS_ROWS)
             cached = [(row.event, row.state) for row in rows if isinstance(row.event, Event)]
-            seen = witness_order_of(cached, key_text)
+            seen, named = witness_order_of(cached, key_text)
             if introducer is None:
                 offered = _merged(offered, offered_introductions(cached, user_id, key_text))
                 introducer = first_confirmed(offered, confirmed)
@@ -617,7 +619,7 @@ class Publisher:
                 join["displayname"] = displayname
             drafts = [(MEMBER, join), *drafts]
         queue = await self._engine._outboxed(outbox.witness_queue, room_id, key_text)
-        witness, queue = self._witness(room_id, key_text, seen, queue)
+        witness, queue = self._witness(room_id, key_text, seen, queue, named)
         drained: list[int] = []  # older holds of the room and key, signed first
         older: list[Event] = []  # their events, first in the answer
         refused: list[tuple[int, str, Drafts]] = []  # older holds that can never be signed
@@ -760,7 +762,12 @@ class Publisher:
         )
 
     def _witness(
-        self, room_id: str, key_text: str, seen: Iterable[Event], queue: dict[str, int]
+        self,
+        room_id: str,
+        key_text: str,
+        seen: Iterable[Event],
+        queue: dict[str, int],
+        named: Collection[str],
     ) -> tuple[dict[str, str], dict[str, int]]:
         """The other devices' newest events this device has read, for the witness of its
         next event (PROTOCOL.md section 6.1): only chains that moved since this key's
@@ -778,7 +785,14 @@ class Publisher:
         and ``bucket-chat send``: the next send names it, unless more than
         ``MAX_WITNESS`` chains left out with it wait too. Without the queue, 64 chains a
         provider planted and moved again before each send ranked ahead of a newcomer at
-        every send (red team rt101)."""
+        every send (red team rt101).
+
+        A queued chain leaves the queue only once it is known to be named: its newest
+        event named by this key's witnesses in the room (``named``) or by this engine's
+        sends (``told``). One that ``seen`` does not show keeps its place: a send that
+        did not open the room sees the newest ``WITNESS_ROWS`` cached rows only, and 500
+        rows written after a chain's last one made each ``bucket-chat send`` forget it
+        (review rev1). At most ``WITNESS_QUEUE_KEPT`` wait, those left out longest."""
         told = self._witnessed.get((room_id, key_text), {})
         turn = max(queue.values(), default=0) + 1
         moved: list[Event] = []
@@ -790,13 +804,19 @@ class Publisher:
             met.add(key)
             if told.get(key) != ev.hash:
                 moved.append(ev)
-        # A chain no longer unnamed (named meanwhile, by another process of this device)
-        # leaves the queue.
         waiting = {ev.sender_key or "": queue.get(ev.sender_key or "", turn) for ev in moved}
         moved.sort(key=lambda ev: waiting[ev.sender_key or ""])  # stable: ``seen``'s order
         witness = {ev.sender_key or "": ev.hash for ev in moved[:MAX_WITNESS]}
-        left = moved[MAX_WITNESS : MAX_WITNESS + WITNESS_QUEUE_KEPT]
-        return witness, {ev.sender_key or "": waiting[ev.sender_key or ""] for ev in left}
+        left = [(waiting[ev.sender_key or ""], ev.sender_key or "") for ev in moved[MAX_WITNESS:]]
+        # Not seen: named at its newest event (it leaves), or not among what was read
+        # (it keeps its place); a chain seen but not moved was named by this engine.
+        left.extend(
+            (t, key)
+            for key, t in queue.items()
+            if key not in met and key not in named and key != key_text
+        )
+        left.sort(key=lambda item: item[0])  # stable: the moved first within a turn
+        return witness, {key: t for t, key in left[:WITNESS_QUEUE_KEPT]}
 
     async def follow_read(
         self, room_id: str, key_text: str | None = None, *, interactive: bool = False

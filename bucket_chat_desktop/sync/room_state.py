@@ -613,15 +613,25 @@ def _since(own: Event | None, named: Mapping[str, Collection[str]]) -> int | Non
     return own.timestamp_ms if own is not None and not named else None
 
 
-def witness_order_of(rows: Iterable[tuple[Event, TrustState]], key_text: str) -> list[Event]:
-    """``SendScan.witness_order`` of the rows a send that did not open the room has
-    (the newest this device cached, display order): what they show of each key."""
+def _named_tips(tips: Mapping[str, Event], named: Mapping[str, Collection[str]]) -> set[str]:
+    """The keys whose newest event (``tips``) this key's own witnesses named (``named``):
+    the chains known to be named now, which alone leave the witness's queue."""
+    return {key for key, ev in tips.items() if ev.hash in named.get(key, ())}
+
+
+def witness_order_of(
+    rows: Iterable[tuple[Event, TrustState]], key_text: str
+) -> tuple[list[Event], set[str]]:
+    """``SendScan.witness_order`` and ``SendScan.named_tips`` of the rows a send that
+    did not open the room has (the newest this device cached, display order): what they
+    show of each key. A key they do not show is in neither."""
     tips: dict[str, Event] = {}
     first: dict[str, int] = {}
     trusted: dict[str, bool] = {}
     named: dict[str, set[str]] = {}
     _take_rows(rows, tips, first, trusted, {key_text: named})
-    return _ranked(tips, named, _since(tips.get(key_text), named), first, trusted)
+    order = _ranked(tips, named, _since(tips.get(key_text), named), first, trusted)
+    return order, _named_tips(tips, named)
 
 
 def _take_rows(
@@ -735,6 +745,11 @@ class SendScan:
         named = self.named(key_text)
         since = _since(self.tips.get(key_text), named)
         return _ranked(self.tips, named, since, self.first, self.trusted)
+
+    def named_tips(self, key_text: str) -> set[str]:
+        """The keys whose newest event this key's own witnesses in the room named: the
+        chains a queued place is given up for (``Publisher._witness``). O(keys)."""
+        return _named_tips(self.tips, self.named(key_text))
 
     def placed(self, before: AuditResult, after: AuditResult, at: int, count: int) -> bool:
         """Carry this scan over ``count`` rows placed at ``at`` (``RoomLedger.try_place``)

@@ -572,3 +572,25 @@ def test_positions_of_scans_a_block_of_tied_rows_once_not_once_per_copy() -> Non
         sys.settrace(None)
     assert len(got) == 2_000
     assert {rows[i].event.body for i in got} == {f"late {i}" for i in range(2_000)}
+
+
+def test_a_full_audits_arrivals_take_what_was_read_by_the_clock_of_that_read() -> None:
+    """Review rev1: Eve's row dated 30 minutes ahead was shown, not read (``seen_place``
+    of that audit, by the clock of its read, ends at Bob's row). Forty minutes later a
+    full audit brings Bob's message written during the sleep: taken by the clock of the
+    read, Eve's row was never read and is news now that it is due, as the count after a
+    restart takes it; by the wake-up clock it was the newest row read, here alone."""
+    a, b, eve = alice(), bob(), Device("eve@example.com", 8)
+    minute = 60_000
+    bobs = [b.join(T0 + 2), b.say(NOW - 10, "read")]
+    hers = [eve.join(T0 + 3), eve.say(NOW + 30 * minute, "from 30 minutes ahead")]
+    led = RoomLedger(ROOM)
+    for path, data in [seg([a.join(T0), a.say(T0 + 1, "hi")], "a"), seg(bobs, "b"), seg(hers, "e")]:
+        led.add_prepared(prepare_segment(path, data, ROOM))
+    old = led.audit(now_ms=NOW).timeline
+    assert seen_place(old, NOW) == NOW - 10
+    later = NOW + 40 * minute
+    led.add_prepared(prepare_segment(*seg([b.say(NOW + 5 * minute, "in the sleep")], "b2"), ROOM))
+    new = led.audit(now_ms=later).timeline
+    got = arrived(old, new, {}, later, T0, read_ms=NOW)
+    assert [r.event.body for r in got] == ["in the sleep", "from 30 minutes ahead"]

@@ -229,7 +229,7 @@ def test_sends_read_introductions_and_witness_incrementally_as_a_full_scan_would
                     send_context, room, ALICE, new_text, room=SMALL, interactive=True
                 )
                 assert context is not None
-                settled, offers, tips = context
+                settled, offers, tips, _ = context
                 assert room.result is not None
                 timeline = room.result.timeline
                 shown = [(a.event, a.state) for a in timeline]

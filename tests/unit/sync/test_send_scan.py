@@ -92,6 +92,7 @@ def test_a_carried_scan_is_the_scan_made_again(senders: list[int]) -> None:
             True,
             fresh.introductions(me.user, key_text).offers(),
             fresh.witness_order(key_text),
+            fresh.named_tips(key_text),
         )
         # what ranks the witness (rt99) is carried exactly too
         assert room.scan.first == fresh.first and room.scan.trusted == fresh.trusted
