@@ -106,3 +106,53 @@ def test_a_message_placed_behind_a_row_dated_ahead_when_read_is_not_late_after_a
     assert [message.event_id] in placed, "not placed one by one: this test is about those"
     noted = {e for e, _where in room.desk.controller.late_arrivals(room.desk.key("c"))}
     assert room.row(message.event_id).data(Roles.Late) is None, noted
+
+
+def test_an_audit_told_after_the_wake_that_read_nothing_makes_nothing_late(
+    qtbot: Any,
+    room: Room,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Flake101: the first test failed now and then on a loaded machine. The app's opening
+    pass had listed Eve's segment before the sleep; its final audit, which read nothing
+    new, came after the wake-up, and the app took the clock of that delivery for the
+    clock of a read: Eve's row, 30 minutes ahead when read, counted as read, and
+    Mallory's honest message and edit were "long after their date". Any audit of the
+    rows held does the same when it comes after a wake-up: here one asked for (as when
+    a device is confirmed). How far the room was read goes by when the engine read
+    storage (``RoomLoaded.read_ms``), not by when an audit is told."""
+    now = int(time.time() * 1000)
+    eve = chain(
+        "c",
+        EVE,
+        [
+            (now, MEMBER, {"membership": "join", "displayname": "Eve"}),
+            (now + 30 * MIN, MESSAGE, text("from 30 minutes ahead")),
+        ],
+    )
+    store_segment(room.root, EVE, eve)
+    qtbot.waitUntil(lambda: _shown(room.desk, eve[1].event_id), timeout=30_000)
+    _sleep_then_wake(monkeypatch)
+    key = room.desk.key("c")
+    with qtbot.waitSignal(
+        room.desk.controller.bridge.room_loaded,
+        timeout=30_000,
+        check_params_cb=lambda loaded, *_: loaded == key,
+    ):
+        room.desk.controller.reaudit(key)  # the rows held, audited again after the wake
+    written = int(time.time() * 1000)  # the members' clock; the app's reads 40 min more
+    message, edit = chain(
+        "c",
+        MALLORY,
+        [
+            (written, MESSAGE, text("written while Alice slept")),
+            (written + 1, EDIT, {"replaces": room.on_time.event_id, "new_content": text("fix")}),
+        ],
+        prev=room.last.hash,
+    )
+    store_segment(room.root, MALLORY, [message, edit])
+    room.wait_body(qtbot, room.on_time.event_id, "fix")
+    qtbot.waitUntil(lambda: _shown(room.desk, message.event_id), timeout=30_000)
+    noted = {e for e, _where in room.desk.controller.late_arrivals(key)}
+    assert room.row(message.event_id).data(Roles.Late) is None, noted
+    assert room.row(room.on_time.event_id).data(Roles.LateChange) is None, noted
