@@ -96,6 +96,7 @@ async def run_chat(storage: Storage, room_id: str, identity: Any, displayname: s
                 event.relations,
                 echo_own=False,
                 roster=event.roster,
+                read_ms=event.read_ms,  # weighed by when the engine read it, not now
             )
             screen.findings(room_findings(event))  # an append's: no metadata read
         elif isinstance(event, OutboxChanged) and event.state == "failed":

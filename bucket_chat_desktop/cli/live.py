@@ -193,6 +193,7 @@ class LivePrinter:
         echo_own: bool,
         roster: Roster | None = None,
         now_ms: int | None = None,
+        read_ms: int | None = None,
     ) -> None:
         """Rows new since the last call: messages as ``history`` prints them, relation
         events as what they did (only when applied: a forged one is a finding).
@@ -205,10 +206,13 @@ class LivePrinter:
         arrived …", "The deletion arrived …"). "Read already" is what the audit printed
         before this one held, by the app's rule (``unread.seen_place``): not a row placed
         past this device's clock when that audit was printed, which is its writer's word
-        (red team rt98), however late the next rows come (red team rt101)."""
+        (red team rt98), however late the next rows come (red team rt101). ``read_ms``:
+        when the engine read ``timeline``'s rows from storage (``RoomLoaded.read_ms``;
+        None: at ``now_ms``), which is what the next rows are weighed by: a re-audit of
+        the rows held, printed after a wake-up, read nothing then."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         latest = seen_place(self.read, self.read_ms)
-        self.read, self.read_ms = timeline, now
+        self.read, self.read_ms = timeline, now if read_ms is None else read_ms
         self.use_roster(roster)
         counted = _Counted()  # per target, indexed once per batch (``_notice``)
         for item in items:

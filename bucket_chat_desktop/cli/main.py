@@ -976,7 +976,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     final = [False]  # whether the last audit was of the whole history
     opened = [False]
 
-    def show(view: Any, items: Any = None) -> None:
+    def show(view: Any, items: Any = None, read_ms: int | None = None) -> None:
         # An audit made while older history still loads accepts keys provisionally
         # (PROTOCOL.md section 16): a backdated impostor would print as [verified] and a
         # printed line is never taken back. Only the verdicts of the whole history print,
@@ -985,13 +985,18 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             return
         if not opened[0]:
             opened[0] = True
-            printer.opening(view.result, view.relations, None, view.roster)
+            printer.opening(view.result, view.relations, None, view.roster, read_ms)
             # what the count printed once the read is done says; said from then on
             printer.reported.update(map(finding_key, room_findings(view)))
             return
         new = view.result.timeline if items is None else items
         printer.arrived(
-            new, view.result.timeline, view.relations, echo_own=True, roster=view.roster
+            new,
+            view.result.timeline,
+            view.relations,
+            echo_own=True,
+            roster=view.roster,
+            read_ms=read_ms,
         )
         printer.findings(room_findings(view))  # each new finding, once
 
@@ -999,7 +1004,8 @@ async def cmd_sync(args: argparse.Namespace) -> int:
         if isinstance(event, RoomLoaded | EventsAppended) and event.room_id == room_id:
             if isinstance(event, RoomLoaded):
                 final[0] = event.complete
-            show(event, event.items if isinstance(event, EventsAppended) else None)
+            items = event.items if isinstance(event, EventsAppended) else None
+            show(event, items, event.read_ms)  # weighed by when the engine read it
 
     seconds = interactive_deadline()
     reading: list[asyncio.Task[None]] = []  # --follow: the room read on in the background

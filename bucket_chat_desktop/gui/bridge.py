@@ -47,6 +47,10 @@ class EngineBridge(QObject):
     # room key, the Roster of the result (members, devices, display names: made on the
     # engine's state thread; None: none made), emitted just before relations_arrived.
     state_arrived = Signal(str, object)
+    # room key, when the engine read from storage what the result of the next
+    # room_loaded / events_appended / events_placed holds (``RoomLoaded.read_ms``: an int
+    # past 32 bits), emitted first of them all. Its own signal, as the two above.
+    read_arrived = Signal(str, object)
     room_discovered = Signal(str, str)  # storage id, room id
     outbox_changed = Signal(str, object, str, str)  # room key, [Event], state, error
     send_kept = Signal(str, object)  # room key, SendKept (a send kept before it is signed)
@@ -60,6 +64,7 @@ class EngineBridge(QObject):
     def deliver(self, storage_id: str, event: EngineEvent) -> None:
         if isinstance(event, EventsAppended):
             key = f"{storage_id}/{event.room_id}"
+            self.read_arrived.emit(key, event.read_ms)
             self.state_arrived.emit(key, event.roster)
             self.relations_arrived.emit(key, event.result, event.relations)
             if event.at is None:
@@ -68,6 +73,7 @@ class EngineBridge(QObject):
                 self.events_placed.emit(key, event.items, event.result, event.at, event.arrived)
         elif isinstance(event, RoomLoaded):
             key = f"{storage_id}/{event.room_id}"
+            self.read_arrived.emit(key, event.read_ms)
             self.state_arrived.emit(key, event.roster)
             self.relations_arrived.emit(key, event.result, event.relations)
             self.room_loaded.emit(

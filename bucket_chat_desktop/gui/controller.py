@@ -265,7 +265,9 @@ def _ahead(result: AuditResult, now_ms: int) -> int:
 def _seen_place(room: RoomSession | None) -> int | None:
     """How far this device had read the room when its audit was the one before new rows
     came (``unread.seen_place``, by the clock of that read: the rule ``bucket-chat sync
-    --follow`` follows too); None when it had read none of it."""
+    --follow`` follows too); None when it had read none of it. That read is the engine's
+    from storage (``RoomLoaded.read_ms``), not the audit's delivery: a re-audit of rows
+    held, told after a wake-up, read nothing then."""
     if room is None or room.result is None:
         return None
     return seen_place(room.result.timeline, room.read_ms)
@@ -325,6 +327,7 @@ class Controller(QObject):
         self._save_markers.timeout.connect(self.save_settings)
         b = self.bridge
         b.timeline_warmed.connect(self._on_timeline_warmed)
+        b.read_arrived.connect(self._on_read_arrived)
         b.state_arrived.connect(self._on_state_arrived)
         b.relations_arrived.connect(self._on_relations_arrived)
         b.room_loaded.connect(self._on_room_loaded)
@@ -846,7 +849,7 @@ class Controller(QObject):
         among = {e for e, i in known.items() if anchor is not None and i < anchor}
         seen = _seen_place(room)
         marker = self.settings.read_marker(key)  # as before this audit is shown
-        room.read(result, now_ms)
+        room.read(result)
         room.metadata, room.metadata_findings = metadata, metadata_findings
         if metadata is not None and metadata.name:
             named = self._doubt_label(room) if room.doubted else ""
@@ -1011,7 +1014,7 @@ class Controller(QObject):
         if room.result is None:
             self.reaudit(room.ref.key)
             return None
-        room.read(result, int(time.time() * 1000))
+        room.read(result)
         return room, room.take_arriving()
 
     def _on_events_appended(self, key: str, items: list[Assessed], result: AuditResult) -> None:
@@ -1085,6 +1088,13 @@ class Controller(QObject):
             seen=seen,
         )
         room.marked = True
+
+    def _on_read_arrived(self, key: str, read_ms: int) -> None:
+        """When the engine read from storage what the next room_loaded / events_appended
+        carries (``RoomLoaded.read_ms``): ``RoomSession.read`` takes it with the result."""
+        room = self._rooms.get(key)
+        if room is not None:
+            room.arriving_read_ms = read_ms
 
     def _on_state_arrived(self, key: str, roster: Roster | None) -> None:
         """The room state of the result the next room_loaded / events_appended carries."""

@@ -46,10 +46,15 @@ class RoomSession:
     ref: RoomRef
     timeline: TimelineModel | None = None  # made when first asked for
     result: AuditResult | None = None  # the latest audit received
-    # This device's clock when ``result`` came (``read``): how far it had read the room
-    # is weighed by it, not by the clock of the rows that come next: a row dated ahead
-    # when read is not read yet after a sleep (``unread.seen_place``, red team rt101).
+    # This device's clock when the engine read from storage what ``result`` holds
+    # (``RoomLoaded.read_ms``, set by ``read``): how far it had read the room is weighed
+    # by it, not by the clock of the rows that come next, nor of the delivery: a row
+    # dated ahead when read is not read yet after a sleep (``unread.seen_place``, red
+    # team rt101), even when a re-audit of the rows held comes after the wake-up.
     read_ms: int = 0
+    # ``read_ms`` of the result the next room_loaded / events_appended carries (the
+    # bridge says so just before: ``read_arrived``)
+    arriving_read_ms: int = 0
     # its metadata and what is wrong with it, as the last RoomLoaded said
     metadata: RoomMetadata | None = None
     metadata_findings: tuple[Finding, ...] = ()
@@ -90,9 +95,9 @@ class RoomSession:
     # messages even when they sort before the newest row (``controller._arrived``).
     since_ms: int = field(default_factory=_now_ms)
 
-    def read(self, result: AuditResult, now_ms: int) -> None:
-        """``result`` is the room's audit now, received at ``now_ms``."""
-        self.result, self.read_ms = result, now_ms
+    def read(self, result: AuditResult) -> None:
+        """``result`` is the room's audit now, read from storage at ``arriving_read_ms``."""
+        self.result, self.read_ms = result, self.arriving_read_ms
 
     def take_arriving(self) -> Relations | None:
         """The relations announced for the result now arriving (once)."""

@@ -45,6 +45,7 @@ from ..storage.base import (
     same_content,
     tag_of_bytes,
 )
+from . import keeper as room_keeper
 from .keeper import Fetched
 from .room_objects import (
     not_read_finding,
@@ -227,13 +228,20 @@ class Backfill:
 
         # The room someone looks at waits for its first screen: not behind other rooms.
         interactive = room.room_id == self._engine.focused
+        # What the pass keeps was in storage when it began: the room was read then, not
+        # when its final audit comes (after a sleep, if the laptop slept meanwhile)
+        began = room_keeper.now_ms()
         was_partial, had_final, cached_dates, days = await self._engine._serially(
             begin, room=room.room_id, interactive=interactive
         )
         try:
             with heap.gc_paused():  # see protocol/heap.py: a third of a cold read's time
                 progressed = await self._read_history(
-                    room, cached_dates, warm=had_final or days is not None, also=days or set()
+                    room,
+                    cached_dates,
+                    warm=had_final or days is not None,
+                    also=days or set(),
+                    began=began,
                 )
         except StorageError as exc:
             self._engine._set_online(False, str(exc))
@@ -256,7 +264,7 @@ class Backfill:
             or room.audit_owed  # an arrival's, put off by the pacing: the final verdict
         ):
             await self._background_turn(room.room_id)  # the longest job: not while answering
-            await self._keeper.ingest(room, [], complete=True, force_audit=True)
+            await self._keeper.ingest(room, [], complete=True, force_audit=True, read_ms=began)
         room.last_safety = time.monotonic()
         if room.complete and not room.partial:
             room.read_here = True  # where this device's chain continues is known here
@@ -276,12 +284,19 @@ class Backfill:
             )  # background: nobody waits for it
 
     async def _read_history(
-        self, room: RoomState, cached_dates: set[str], *, warm: bool, also: set[str]
+        self,
+        room: RoomState,
+        cached_dates: set[str],
+        *,
+        warm: bool,
+        also: set[str],
+        began: int,
     ) -> bool:
         """Fetch what is new, newest first; True when anything was ingested.
         ``cached_dates``: the date folders the room held segments of when the pass began;
         ``warm``: an earlier pass read everything, so only new days need listing, and the
-        days ``also`` names (where something could not be read)."""
+        days ``also`` names (where something could not be read); ``began``: when the pass
+        began (``keeper.now_ms``: what it keeps was read then, ``RoomState.read_ms``)."""
         held = len(room.known)  # what the listing must show: kept before it was asked
         days, loose_noted, _, _ = await self.list_days(room)
         dates = sorted(days, reverse=True)
@@ -388,7 +403,7 @@ class Backfill:
             last = finished and not ahead and not left
             if unread:
                 await self._engine._serially(room.note_unread, unread, room=room.room_id)
-            next_audit = await self._backfill_step(room, fetched, next_audit, last=last)
+            next_audit = await self._backfill_step(room, fetched, next_audit, began, last=last)
 
         async def keep_left() -> None:
             """The reads chunks were kept without, once they all ended."""
@@ -407,7 +422,7 @@ class Backfill:
             if unread:
                 await self._engine._serially(room.note_unread, unread, room=room.room_id)
             if fetched:
-                next_audit = await self._backfill_step(room, fetched, next_audit, last=True)
+                next_audit = await self._backfill_step(room, fetched, next_audit, began, last=True)
 
         try:
             try:
@@ -446,6 +461,7 @@ class Backfill:
         room: RoomState,
         fetched: list[Fetched],
         next_audit: float,
+        began: int,
         *,
         last: bool = False,
     ) -> float:
@@ -460,7 +476,8 @@ class Backfill:
         back-fill is audited for its first screen and at the end only (an audit of a large
         room is the longest job there is, and nobody is reading it). ``last``: the pass's
         final audit follows this chunk, so a progress audit due now would be a full audit
-        of the room whose verdict nobody sees (the first screen is still audited)."""
+        of the room whose verdict nobody sees (the first screen is still audited).
+        ``began``: when the pass began (``RoomKeeper.ingest``'s ``read_ms``)."""
         start = time.monotonic()
         audit = room.result is None or (
             not last and start >= next_audit and room.room_id == self._engine.focused
@@ -477,7 +494,9 @@ class Backfill:
         for i, part in enumerate(slices):
             last = i == len(slices) - 1
             await self._background_turn(room.room_id)
-            await self._keeper.ingest(room, part, complete=False, audit=audit and last)
+            await self._keeper.ingest(
+                room, part, complete=False, audit=audit and last, read_ms=began
+            )
             heap.settle()  # what a back-fill keeps lives as long as the room
         if not audit:
             return next_audit or time.monotonic() + PROGRESS_AUDIT

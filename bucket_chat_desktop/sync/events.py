@@ -66,6 +66,12 @@ class RoomLoaded:
     # wherever their date placed them (a row dated weeks back lands far above the
     # newest). (position in ``result``'s timeline, the row with its body), display order.
     arrived: tuple[tuple[int, ShownEvent], ...] = ()
+    # This device's clock when the engine began the newest read from storage (a pass, a
+    # listing, a notice's download) whose rows ``result`` holds (``RoomState.read_ms``);
+    # 0: none yet. How far the room was read is weighed by it (``unread.seen_place``),
+    # never by the clock of the delivery: a re-audit of rows held (a confirmation, a pace
+    # or a pass's final audit) told after a sleep read nothing then (red team rt101).
+    read_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,7 @@ class EventsAppended:
     # The items came from segments first listed once the room was known whole
     # (``RoomLoaded.arrived``): new words wherever they are placed, not history.
     arrived: bool = False
+    read_ms: int = 0  # as ``RoomLoaded.read_ms``
 
 
 @dataclass(frozen=True, slots=True)

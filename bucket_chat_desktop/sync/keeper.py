@@ -237,6 +237,7 @@ class RoomKeeper:
         audit: bool = True,
         interactive: bool = False,
         paced: bool = False,
+        read_ms: int | None = None,
     ) -> None:
         """Add ``fetched`` and audit, on the state thread in the lane given (a back-fill's
         jobs are background; what someone waits for, a message arriving, is interactive).
@@ -250,7 +251,14 @@ class RoomKeeper:
         loop, it may be the provisional False of a pass whose final audit is queued just
         ahead: this ingest would then audit the room provisionally again after that final
         verdict, and no pass would ever make it final again (the safety net only looks at
-        complete rooms)."""
+        complete rooms).
+        ``read_ms``: when the read from storage that got ``fetched`` (or, with nothing
+        fetched, found nothing new: a pass's end) began, by ``now_ms``: the room was read
+        then (``RoomState.read_ms``). None: nothing was read from storage (a re-audit, an
+        own send), and what this audit shows was read when the room last was. The
+        newest read counts: a pass that began before a notice's read ends after it."""
+        if read_ms is not None:
+            room.read_ms = max(room.read_ms, read_ms)
         if not fetched and not force_audit:
             return
         (
@@ -282,7 +290,9 @@ class RoomKeeper:
                 self._engine._note_activity()
             # also with no rows: a row held back as dated ahead changed only the findings
             self._engine._emit(
-                EventsAppended(room.room_id, appended, result, relations, roster, at, arrived)
+                EventsAppended(
+                    room.room_id, appended, result, relations, roster, at, arrived, room.read_ms
+                )
             )
         else:
             self._engine._emit(self._room_loaded(room, result, final, relations, roster, late))
@@ -578,6 +588,7 @@ class RoomKeeper:
             relations,
             roster,
             arrived,
+            room.read_ms,
         )
 
     @staticmethod
@@ -748,6 +759,8 @@ class RoomKeeper:
             self._rebuild_from_index, room, cached, room=room_id, interactive=interactive
         )
         if complete is not None and room.result is not None:
+            if not room.read_ms:  # what this device's index holds: read by now
+                room.read_ms = now_ms()
             self._engine._emit(self._room_loaded(room, room.result, complete))
 
     def _rebuild_from_index(self, room: RoomState, cached: CachedCopy | None = None) -> bool | None:

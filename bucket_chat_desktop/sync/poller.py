@@ -53,6 +53,7 @@ from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import ObjectInfo, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
+from . import keeper as room_keeper
 from .backfill import NO_DAY_LISTED, UNKNOWN_SIZE, drop_refused_days, note_days_gone
 from .events import ChangeFeedStatus
 from .folder_watch import NotWatchable, Watch, new_watch
@@ -1260,6 +1261,7 @@ class Poller:
         room = self._engine.rooms.get(room_id)
         if room is None or self._engine._dropped(room):
             return 0
+        began = room_keeper.now_ms()  # what is kept was read then (``RoomState.read_ms``)
         listed = await self._list_day(room_id, date)
         if isinstance(listed, StorageError):
             log.info("change feed: cannot list the day %s for what it dropped: %s", date, listed)
@@ -1270,7 +1272,8 @@ class Poller:
         failed: dict[str, str] = {}
         fetched = await self._backfill.download(room, new, failed)
         async with room.lock:
-            kept = await self._keep(room, fetched, failed, shown=room_id == self._engine.focused)
+            shown = room_id == self._engine.focused
+            kept = await self._keep(room, fetched, failed, shown=shown, read_ms=began)
         return len(fetched) if kept else 0
 
     def _over_budget(self, budget: HintBudget) -> None:
@@ -1333,6 +1336,7 @@ class Poller:
         keeps (``RoomState.owed_newest``), its newest days come first, a page each from
         just after the newest segment held there (``_list_after_held``)."""
         room_id = room.room_id
+        began = room_keeper.now_ms()  # what is kept was read then (``RoomState.read_ms``)
         order = {p: i for i, p in enumerate(room.owed_paths)}
         waiting = [p for p in room.owed_paths if p not in room.known]  # kept meanwhile
         first: dict[str, int] = {}  # folder -> when something in it was first owed
@@ -1412,7 +1416,9 @@ class Poller:
         async with room.lock:
             audit = bool(gone) and await self._engine._serially(forget, room=room_id)
             shown_room = room_id == self._engine.focused
-            kept = await self._keep(room, fetched, failed, shown=shown_room, audit=audit)
+            kept = await self._keep(
+                room, fetched, failed, shown=shown_room, audit=audit, read_ms=began
+            )
         return len(fetched) if kept else 0
 
     def _others_shown(
@@ -1469,6 +1475,7 @@ class Poller:
         is left until then. Someone looking has the room listed whole."""
         room = self._engine._room(room_id)
         background = self._local is None and not self._engine.window_focused
+        began = room_keeper.now_ms()  # what is kept was read then (``RoomState.read_ms``)
         held = len(room.known)  # what the listings must show: kept before they were asked
         # Behind other windows the level itself takes at most ``LEVEL_PAGES_MAX`` pages:
         # junk right in ``logs/`` made it cost any number (red team rt102).
@@ -1591,7 +1598,7 @@ class Poller:
             noted = room.unchecked is not None or over is not None
             checked = noted and await self._engine._serially(_checked, room, over, room=room_id)
             audit = vanished or bool(unlisted) or checked
-            await self._keep(room, fetched, failed, shown=False, audit=audit)
+            await self._keep(room, fetched, failed, shown=False, audit=audit, read_ms=began)
             room.last_safety = time.monotonic()
             room.safety_failures = 0
         # What is written from now on lands in a writer's local date at the earliest.
@@ -1673,6 +1680,7 @@ class Poller:
             return False
         self._reading.add(path)
         failed: dict[str, str] = {}
+        began = room_keeper.now_ms()  # what is kept was read then (``RoomState.read_ms``)
         try:
             for _ in range(1 + REREADS):
                 self._named_again.discard(path)
@@ -1688,7 +1696,8 @@ class Poller:
         # (where anyone with write access can make a flood of them) waits its turn.
         shown = room_id == self._engine.focused
         async with room.lock:
-            return await self._keep(room, [got] if got is not None else [], failed, shown=shown)
+            fetched = [got] if got is not None else []
+            return await self._keep(room, fetched, failed, shown=shown, read_ms=began)
 
     async def _keep(
         self,
@@ -1698,6 +1707,7 @@ class Poller:
         *,
         shown: bool,
         audit: bool = False,
+        read_ms: int | None = None,
     ) -> bool:
         """Under the room's lock: keep what a read outside it got, unless the room has
         it by now (this device's own delivery, a hint, a pass kept it meanwhile), and
@@ -1707,7 +1717,8 @@ class Poller:
         audited again at once (a safety listing's failure too: its verdict and view said
         "completely read" until the next full pass, hours behind a window in the
         background). ``audit``: audited again in any case (the caller noted something
-        itself). True when anything was kept."""
+        itself). ``read_ms``: when the read that got ``fetched`` began (``RoomKeeper.ingest``).
+        True when anything was kept."""
         fresh = [got for got in fetched if got[0].path not in room.known]
         noted = bool(failed) and await self._engine._serially(
             room.note_unread, failed, room=room.room_id, interactive=shown
@@ -1715,7 +1726,13 @@ class Poller:
         noted = noted or audit
         if fresh or noted:
             await self._keeper.ingest(
-                room, fresh, complete=None, force_audit=noted, interactive=shown, paced=True
+                room,
+                fresh,
+                complete=None,
+                force_audit=noted,
+                interactive=shown,
+                paced=True,
+                read_ms=read_ms if fresh else None,
             )
         return bool(fresh)
 

@@ -180,6 +180,12 @@ class RoomState:
     # is the current result's: a progress audit is not saved, and rows written at its
     # positions into the table of an earlier one left gaps and duplicates there.
     saved_audit: int = 0
+    # This device's clock (``keeper.now_ms``) when the newest read of the room from
+    # storage whose rows the ledger holds began (a pass, a listing, a notice's download;
+    # a rebuild from the index: then), 0 before any: each ``RoomLoaded`` and
+    # ``EventsAppended`` carries it (``read_ms``). Not moved by what reads nothing from
+    # storage (a re-audit, this device's own send). Loop.
+    read_ms: int = 0
 
     @property
     def partial(self) -> bool:

@@ -36,6 +36,7 @@ from bucket_chat_desktop.gui.widgets.search_panel import tooltip_html
 from bucket_chat_desktop.protocol.event import MEMBER, MESSAGE, Event
 from bucket_chat_desktop.protocol.relations import EDIT, REDACTION
 from bucket_chat_desktop.storage.local import LocalStorage
+from bucket_chat_desktop.sync import keeper as keeper_module
 from bucket_chat_desktop.sync.writer import Draft, RoomWriter
 from bucket_chat_desktop.timestamps import full, with_zone
 
@@ -312,12 +313,16 @@ ASLEEP_S = 40 * 60  # the laptop slept 40 minutes; the note's threshold is 15
 def _sleep_then_wake(monkeypatch: pytest.MonkeyPatch) -> None:
     """From now on the app's clock reads 40 minutes later than the wall clock the
     members sign with: as after a sleep (or an outage), everything they write now is read
-    by the app 40 minutes after it was written, and after the app last looked."""
+    by the app 40 minutes after it was written, and after the app last looked. The
+    window's clock and the engine's (``keeper.now_ms``: when it reads storage, and its
+    audits) both, as on a laptop that woke up: a read the engine began before is dated
+    before (``RoomLoaded.read_ms``), however late its audit comes."""
     real = time.time
     shim = types.SimpleNamespace(
         time=lambda: real() + ASLEEP_S, monotonic=time.monotonic, perf_counter=time.perf_counter
     )
     monkeypatch.setattr(controller_module, "time", shim)
+    monkeypatch.setattr(keeper_module, "now_ms", lambda: int(shim.time() * 1000))
 
 
 def test_an_edit_and_a_deletion_made_while_the_app_slept_are_not_said_late(

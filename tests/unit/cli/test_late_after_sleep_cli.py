@@ -97,3 +97,35 @@ def test_a_row_dated_ahead_when_read_makes_no_honest_message_late_after_a_sleep(
         (2, "eve@example.com", [t - 40 * MIN, t + 50 * MIN]),  # her newest dated ahead
     )
     assert _follow(eve, honest, woke) == [], "Eve's row dated ahead made Bob's message late"
+
+
+def test_a_re_audit_printed_after_the_wake_does_not_make_the_row_dated_ahead_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Flake101: ``sync --follow`` hands every ``RoomLoaded`` to ``arrived``, also one
+    that read nothing from storage (a re-audit, a pass's final audit) told after the
+    wake-up: by that delivery's clock, Eve's row counted as read and Bob's honest message
+    that came next was "long after its date". The engine's clock of the read
+    (``RoomLoaded.read_ms``) is what the next rows are weighed by."""
+    from bucket_chat_desktop.cli.live import LivePrinter
+
+    monkeypatch.setenv("COLUMNS", "100000")
+    t = int(time.time() * 1000)
+    woke = t + 120 * MIN
+    eve = _audited(
+        (1, "alice@example.com", [t - 30 * MIN]),
+        (2, "eve@example.com", [t - 40 * MIN, t + 50 * MIN]),
+    )
+    said: list[str] = []
+    printer = LivePrinter(said.append)
+    rel = relations.build(ROOM, list(eve.timeline))
+    printer.opening(eve, rel, None, now_ms=t)
+    # the rows held, audited again and told at the wake-up: read at t
+    printer.arrived(eve.timeline, eve.timeline, rel, echo_own=True, now_ms=woke, read_ms=t)
+    honest = _bobs(t + 10 * MIN)
+    rows = [*eve.timeline, honest]
+    printer.arrived(
+        [honest], rows, relations.build(ROOM, rows), echo_own=True, now_ms=woke, read_ms=woke
+    )
+    assert [x for x in said if "long after its date" in x] == []
+    assert any("written just after Alice read the room" in x for x in said), said
