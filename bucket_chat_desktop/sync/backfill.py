@@ -518,11 +518,18 @@ class Backfill:
         shows not all the days, nor all the objects: nothing is forgotten by it."""
         prefix = logs_prefix(room.room_id)
         storage = self._engine.storage
-        level = await (
-            storage.list_level(prefix) if most is None else storage.list_level_first(prefix, most)
-        )
+        try:
+            level = await (
+                storage.list_level(prefix)
+                if most is None
+                else storage.list_level_first(prefix, most)
+            )
+        except BaseException:
+            self._engine.requests += 1  # at least the one asked (as ``list_first``)
+            raise
         names = len(level.folders) + len(level.objects) + level.more
-        self._engine.requests += listing_pages(names) if level.cut else 1
+        # The pages it took, cut or not: an uncut listing of 10 pages counted 1.
+        self._engine.requests += listing_pages(names)
         if not level.objects and not room.refused_in(prefix):  # one look: most rooms
             return level.folders, False, names, level.cut
         loose = [f"{prefix}{name}" for name in level.objects]  # names shown as text
