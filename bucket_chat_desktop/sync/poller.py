@@ -630,9 +630,8 @@ class Poller:
                 if owed:  # a bucket's listing owed by reads on notices: what they named
                     await self._list_owed(room)
                 elif room.worth_reading_again:  # read it all again: the verdict waits
-                    began_ms = int(time.time() * 1000)
                     await self._read_again(room)
-                    await self._read_again_ended(room, began_ms)
+                    await self._read_again_ended(room)
                 else:
                     try:
                         await self.refresh(room.room_id)
@@ -653,11 +652,14 @@ class Poller:
         (``RoomState.listed_from``). Without it that listing looked at the newest days
         of its own time only, and one put off a day or more (junk, failures, 300 rooms
         behind other windows) never listed the day a member west of UTC wrote into after
-        the opening (red team rt102). A room listed since keeps its own."""
+        the opening (red team rt102). A room listed since keeps its own. When the pass
+        began is kept too (``RoomState.pass_began_ms``)."""
+        now_ms = int(time.time() * 1000)
+        room.pass_began_ms = now_ms
         if room.listed_from is None:
-            room.listed_from = utc_date(int(time.time() * 1000) - DAY_SPREAD_MS)
+            room.listed_from = utc_date(now_ms - DAY_SPREAD_MS)
 
-    async def _read_again_ended(self, room: RoomState, began_ms: int) -> None:
+    async def _read_again_ended(self, room: RoomState) -> None:
         """A room read all over again by a safety pass (``_read_again``): one that still
         leaves something unread or unlisted (a listing refused, a download failed: said
         in the room's findings by the pass) failed, and the room's next pass waits
@@ -666,7 +668,10 @@ class Poller:
         ``logs/`` than a listing takes: 201 requests an attempt) was read all over again
         every minute while the window was in front. One that read everything checked the
         room's history again (``RoomState.unchecked`` goes) and every day of it: no day
-        is left behind (``RoomState.listed_from``) from ``began_ms`` (wall clock) on."""
+        is left behind (``RoomState.listed_from``) from when that pass began on
+        (``RoomState.pass_began_ms``): a round's read again may wait for a pass begun
+        long before (an opening), which listed the room's days then, not when the round
+        began (review of fix102a)."""
         if self._engine._dropped(room):
             return
         if room.worth_reading_again:
@@ -677,7 +682,8 @@ class Poller:
         room.safety_failures = 0
         room.over_cost.clear()  # every day listed whole
         room.level_over = None  # and the room's days
-        room.listed_from = utc_date(began_ms - DAY_SPREAD_MS)
+        if room.pass_began_ms is not None:
+            room.listed_from = utc_date(room.pass_began_ms - DAY_SPREAD_MS)
         if room.unchecked is not None:
             async with room.lock:
                 if await self._engine._serially(_checked, room, room=room.room_id):
@@ -1311,6 +1317,7 @@ class Poller:
             return
         task = room.backfill
         if task is None or task.done():
+            self.reading_from_now(room)
             task = asyncio.create_task(
                 self._backfill.fetch_history(room), name=f"bc-history-{room.room_id}"
             )

@@ -120,6 +120,10 @@ class RoomState:
     # left for the next (``ids.days_left_behind``, ``poller.BEHIND_DAYS_MAX`` a round).
     # None: nothing left behind (no safety listing yet). Loop-side.
     listed_from: str | None = None
+    # When (wall clock, ms) the room's last pass through its history began
+    # (``Poller.reading_from_now``), before it listed the room's days: a read again that
+    # lists every day leaves no day behind from then on (``listed_from``). Loop-side.
+    pass_began_ms: int | None = None
     # Since when (wall clock, seconds) and why the room's history could not be checked:
     # its safety listing failed (refused by the storage for this room, or twice in a
     # row). A segment removed or rewritten meanwhile is not noticed, so the verdict is
