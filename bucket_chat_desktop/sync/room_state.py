@@ -114,6 +114,10 @@ class RoomState:
     # member wrote, red team rt102), or None: its older days are then not looked at in
     # the background. A listing of the room's days whole clears it. Loop-side.
     level_over: str | None = None
+    # Pages the room's last pass through its history took when its listing of the days
+    # was cut short so (``Backfill._read_history``), else 0: a safety round's read again
+    # is charged and paid them (``Poller._read_again_ended``). Loop-side.
+    cut_pages: int = 0
     # The oldest day (``logs/<date>/``) a message written since the room's last safety
     # listing may be in that the listings of its newest days no longer look at: a local
     # date of a writer west of UTC when that listing began, or the first day a listing
