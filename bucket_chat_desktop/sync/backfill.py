@@ -327,8 +327,9 @@ class Backfill:
         does not show every day: its days shown, the newest by the clock (``NEAR_DAYS``)
         and those ``also`` names are listed each by itself; no day is called gone, no
         refusal forgotten, no note of another day dropped; the room is noted as not
-        listed completely (``RoomState.level_over`` says why), so it is read again,
-        whole once the window is in front. With the window in front it is read whole."""
+        listed completely (``RoomState.level_over`` says why): read all over again once
+        the window is in front, listed by ``Poller.refresh`` meanwhile when nothing else
+        is left unread (``cut_short_only``). With the window in front it is read whole."""
         held = len(room.known)  # what the listing must show: kept before it was asked
         background = self._engine._local is None and not self._engine.window_focused
         cap = LEVEL_PAGES_MAX * LISTING_PAGE if background else None
