@@ -29,7 +29,7 @@ from ..protocol import heap
 from ..protocol.audit import PreparedSegment, prepare_segment
 from ..protocol.findings import Finding, Kind
 from ..protocol.handover import PackedSegment
-from ..protocol.ids import is_day_folder, is_segment_of, logs_prefix, newest_days
+from ..protocol.ids import is_day_folder, is_segment_of, logs_prefix, newest_days, utc_date
 from ..protocol.segment import MAX_SEGMENT_BYTES, DecodedSegment, newness
 from ..protocol.untrusted_text import terminal_safe
 from ..storage.base import (
@@ -55,7 +55,7 @@ from .room_objects import (
     unreadable_finding,
 )
 from .room_state import FAULT_NOTE, RoomState
-from .schedule import UNREAD_RETRY, listing_pages
+from .schedule import LEVEL_PAGES_MAX, LISTING_PAGE, UNREAD_RETRY, listing_pages
 from .stopping import stop_tasks
 
 if TYPE_CHECKING:
@@ -106,6 +106,28 @@ FOREGROUND_GRACE = 0.2  # seconds background work starts nothing new after a per
 LEFT_BEHIND = 2
 LEFT_BEHIND_MAX = 4
 STRAGGLER_GRACE = 1.0
+
+NEAR_DAYS = (-86_400_000, 0, 86_400_000)
+"""Yesterday's, today's and tomorrow's UTC dates, from now in ms: where late deliveries
+land (``ids.newest_days``), listed by themselves when the room's days could not be listed
+whole in the background (``Poller.refresh``, ``Backfill._read_history``)."""
+
+
+LEVEL_OVER = "its logs folder holds over "
+"""How ``level_over_note`` begins."""
+
+
+def level_over_note(names: int) -> str:
+    """The room's note (``RoomState.level_over``) when a background listing of its days
+    stopped after ``names`` names (``LEVEL_PAGES_MAX`` pages)."""
+    return (
+        f"{LEVEL_OVER}{names:,} objects and folders right in it (day "
+        f"folders hold the room's history; a member may write anything there): listing "
+        f"them takes more than the {LEVEL_PAGES_MAX} requests a storage may spend on them "
+        "in the background, so the room's days older than yesterday are listed only while "
+        "the room is on screen with the window in front; new messages of yesterday, today "
+        "and tomorrow are still fetched"
+    )
 
 
 # A read of one segment: what it got (None: nothing to keep) and what it could not read.
@@ -203,8 +225,11 @@ class Backfill:
         What could not be read is noted in the room on the state thread, in the room's
         order (its unread notes are the state thread's, ``room_state.py``)."""
 
-        def begin() -> tuple[bool, bool, set[str], set[str] | None]:  # state thread
+        def begin() -> tuple[bool, bool, set[str], set[str] | None, Notes]:  # state thread
             was_partial = bool(room.unread or room.unlisted or room.vanished)
+            # What is cleared here, put back for the days a listing cut short did not
+            # list (``_read_history``): those are not read again by this pass.
+            cleared: Notes = (dict(room.unread), dict(room.vanished), dict(room.judged))
             had_final = room.complete and not was_partial
             # A room read through before whose notes all name day folders (a segment a
             # notice named that could not be read, a day that could not be listed): the
@@ -224,14 +249,14 @@ class Backfill:
             cached_dates = {p.split("/")[3] for p in room.known if p.count("/") == 4}
             if not room.rechecked and self._engine.index is not None:
                 room.rechecked = self._engine.index.cursor(f"recheck:{room.room_id}") or ""
-            return was_partial, had_final, cached_dates, days
+            return was_partial, had_final, cached_dates, days, cleared
 
         # The room someone looks at waits for its first screen: not behind other rooms.
         interactive = room.room_id == self._engine.focused
         # What the pass keeps was in storage when it began: the room was read then, not
         # when its final audit comes (after a sleep, if the laptop slept meanwhile)
         began = room_keeper.now_ms()
-        was_partial, had_final, cached_dates, days = await self._engine._serially(
+        was_partial, had_final, cached_dates, days, cleared = await self._engine._serially(
             begin, room=room.room_id, interactive=interactive
         )
         try:
@@ -242,6 +267,7 @@ class Backfill:
                     warm=had_final or days is not None,
                     also=days or set(),
                     began=began,
+                    cleared=cleared,
                 )
         except StorageError as exc:
             self._engine._set_online(False, str(exc))
@@ -291,22 +317,46 @@ class Backfill:
         warm: bool,
         also: set[str],
         began: int,
+        cleared: Notes = ({}, {}, {}),
     ) -> bool:
         """Fetch what is new, newest first; True when anything was ingested.
         ``cached_dates``: the date folders the room held segments of when the pass began;
         ``warm``: an earlier pass read everything, so only new days need listing, and the
         days ``also`` names (where something could not be read); ``began``: when the pass
-        began (``keeper.now_ms``: what it keeps was read then, ``RoomState.read_ms``)."""
+        began (``keeper.now_ms``: what it keeps was read then, ``RoomState.read_ms``);
+        ``cleared``: the notes the pass cleared to read again (``fetch_newest_first``).
+
+        Behind other windows (a bucket: what listing costs is billed) the room's days
+        (``logs/``, one level) take at most ``LEVEL_PAGES_MAX`` pages, as a safety
+        listing's do (``Poller.refresh``): junk a member wrote right in ``logs/`` made
+        every opening and read again page through all of it, 201 requests a try past
+        200,000 names, and the listing was refused (review of fix102b). A listing cut so
+        does not show every day: its days shown, the newest by the clock (``NEAR_DAYS``)
+        and those ``also`` names are listed each by itself; no day is called gone, no
+        refusal forgotten, no note of another day dropped; the room is noted as not
+        listed completely (``RoomState.level_over`` says why): read all over again once
+        the window is in front, listed by ``Poller.refresh`` meanwhile when nothing else
+        is left unread (``cut_short_only``). With the window in front it is read whole."""
         held = len(room.known)  # what the listing must show: kept before it was asked
-        days, loose_noted, _, _ = await self.list_days(room)
+        background = self._engine._local is None and not self._engine.window_focused
+        cap = LEVEL_PAGES_MAX * LISTING_PAGE if background else None
+        room.level_over, room.cut_pages = None, 0  # this pass's, once listed
+        days, loose_noted, names, cut = await self.list_days(room, cap)
+        room.level_over = level_over_note(names) if cut else None
+        pages = [listing_pages(names)]  # what a cut pass took: the room is charged it
+        if cut:
+            now_ms = int(time.time() * 1000)
+            near = {utc_date(now_ms + d) for d in NEAR_DAYS}
+            days = sorted({*days, *near, *also})
         dates = sorted(days, reverse=True)
         self._engine._set_online(True, "")
         # Whether a refusal's finding went (``relist``) or came: the room's verdict changed.
         relisted = loose_noted or (
             bool(dates and room.refused)
+            and not cut  # a day not shown may be there
             and await self._engine._serially(drop_refused_days, room, set(dates), room=room.room_id)
         )
-        if cached_dates.difference(dates):  # days read before, no longer listed
+        if not cut and cached_dates.difference(dates):  # days read before, no longer listed
             await self._engine._serially(
                 note_days_gone, room, cached_dates, set(dates), held, room=room.room_id
             )
@@ -330,6 +380,10 @@ class Backfill:
             dates = [
                 d for d in dates if d in newest or d not in cached_dates or d == again or d in also
             ]
+        if cut:
+            await self._engine._serially(
+                _cut_short, room, set(dates), cleared, level_over_note(names), room=room.room_id
+            )
 
         async def chunks() -> AsyncIterator[list[ObjectInfo]]:
             nonlocal relisted
@@ -339,6 +393,7 @@ class Backfill:
                 held = len(room.known)  # what the listing must show: kept before it was asked
                 try:
                     items = await self.list_objects(folder)
+                    pages[0] += listing_pages(len(items))
                 except StorageError as exc:
                     if not self._engine.answered(exc):
                         raise  # not answering, refused: it ends
@@ -454,6 +509,9 @@ class Backfill:
                 task.cancel()
             for read in left:
                 read.cancel()
+            # what a cut pass took: a safety round's is charged and paid for
+            # (``Poller._read_again_ended``)
+            room.cut_pages = pages[0] if cut else 0
         return bool(next_audit) or relisted
 
     async def _backfill_step(
@@ -537,11 +595,18 @@ class Backfill:
         shows not all the days, nor all the objects: nothing is forgotten by it."""
         prefix = logs_prefix(room.room_id)
         storage = self._engine.storage
-        level = await (
-            storage.list_level(prefix) if most is None else storage.list_level_first(prefix, most)
-        )
+        try:
+            level = await (
+                storage.list_level(prefix)
+                if most is None
+                else storage.list_level_first(prefix, most)
+            )
+        except BaseException:
+            self._engine.requests += 1  # at least the one asked (as ``list_first``)
+            raise
         names = len(level.folders) + len(level.objects) + level.more
-        self._engine.requests += listing_pages(names) if level.cut else 1
+        # The pages it took, cut or not: an uncut listing of 10 pages counted 1.
+        self._engine.requests += listing_pages(names)
         if not level.objects and not room.refused_in(prefix):  # one look: most rooms
             return level.folders, False, names, level.cut
         loose = [f"{prefix}{name}" for name in level.objects]  # names shown as text
@@ -903,6 +968,46 @@ _NOT_THE_OBJECT = frozenset({Kind.TRUNCATED, Kind.SEGMENT_NAME_MISMATCH})
 
 def _event_count(got: PreparedSegment | PackedSegment) -> int:
     return len(got.decoded.events) if isinstance(got, PreparedSegment) else len(got[1])
+
+
+Notes = tuple[dict[str, str], dict[str, str], dict[str, str | None]]
+"""A room's notes a pass clears to read again: ``unread``, ``vanished``, ``judged``."""
+
+
+def _cut_short(room: RoomState, dates: Set[str], cleared: Notes, why: str) -> None:
+    """State thread: a pass's listing of the room's days was cut short
+    (``Backfill._read_history``): the notes ``cleared`` of segments in days it does not
+    list (not in ``dates``) are put back, unless noted otherwise or kept meanwhile, and
+    the room is noted as not listed completely, ``why``."""
+    prefix = logs_prefix(room.room_id)
+
+    def elsewhere(path: str) -> bool:
+        day, sep, _ = path.removeprefix(prefix).partition("/")
+        return not path.startswith(prefix) or not sep or day not in dates
+
+    unread, vanished, judged = cleared
+    for path, note in unread.items():
+        if elsewhere(path) and path not in room.known and path not in room.vanished:
+            room.unread.setdefault(path, note)
+    for path, note in vanished.items():
+        if elsewhere(path) and path not in room.unread:
+            room.vanished.setdefault(path, note)
+            if path in judged:
+                room.judged.setdefault(path, judged[path])
+    room.unlisted[prefix] = why
+
+
+def cut_short_only(room: RoomState) -> bool:
+    """Whether all a room's pass left unread is its days, its listing of them cut short
+    behind other windows (``_cut_short``): then a safety listing (``Poller.refresh``,
+    which lists the days left behind too) does what reading it all again there would,
+    until it can be read whole. One look (the loop may ask: may be one job old)."""
+    prefix = logs_prefix(room.room_id)
+    return (
+        not room.unread
+        and len(room.unlisted) == 1
+        and room.unlisted.get(prefix, "").startswith(LEVEL_OVER)
+    )
 
 
 def _note_unlisted(room: RoomState, folder: str, why: str) -> None:

@@ -54,7 +54,15 @@ from ..storage.base import ObjectInfo, StorageError
 from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from . import keeper as room_keeper
-from .backfill import NO_DAY_LISTED, UNKNOWN_SIZE, drop_refused_days, note_days_gone
+from .backfill import (
+    NEAR_DAYS,
+    NO_DAY_LISTED,
+    UNKNOWN_SIZE,
+    cut_short_only,
+    drop_refused_days,
+    level_over_note,
+    note_days_gone,
+)
 from .events import ChangeFeedStatus
 from .folder_watch import NotWatchable, Watch, new_watch
 from .room_objects import Budget
@@ -483,7 +491,9 @@ class Poller:
                 window_focused=self._engine.window_focused,
                 # only a read again can settle: what storage no longer holds as read
                 # (``RoomState.vanished``) waits for the next listing as usual
-                partial=room.complete and room.worth_reading_again,
+                # (nor a room whose only gap is junk in its ``logs/``: not gone in a
+                # minute; at the room's period, as a room noted unchecked)
+                partial=room.complete and room.worth_reading_again and not cut_short_only(room),
                 local=self._local is not None,
             )
             owed = room.room_id in owed_now
@@ -630,10 +640,14 @@ class Poller:
             async with self._safety_slots:
                 if owed:  # a bucket's listing owed by reads on notices: what they named
                     await self._list_owed(room)
-                elif room.worth_reading_again:  # read it all again: the verdict waits
-                    began_ms = int(time.time() * 1000)
+                elif room.worth_reading_again and not (
+                    # Behind other windows, a room whose pass could only not list its
+                    # days whole (junk in ``logs/``) is listed as any room is, days left
+                    # behind too; read all over again once the window is in front.
+                    self._local is None and not self._engine.window_focused and cut_short_only(room)
+                ):  # read it all again: the verdict waits
                     await self._read_again(room)
-                    await self._read_again_ended(room, began_ms)
+                    await self._read_again_ended(room)
                 else:
                     try:
                         await self.refresh(room.room_id)
@@ -654,11 +668,14 @@ class Poller:
         (``RoomState.listed_from``). Without it that listing looked at the newest days
         of its own time only, and one put off a day or more (junk, failures, 300 rooms
         behind other windows) never listed the day a member west of UTC wrote into after
-        the opening (red team rt102). A room listed since keeps its own."""
+        the opening (red team rt102). A room listed since keeps its own. When the pass
+        began is kept too (``RoomState.pass_began_ms``)."""
+        now_ms = int(time.time() * 1000)
+        room.pass_began_ms = now_ms
         if room.listed_from is None:
-            room.listed_from = utc_date(int(time.time() * 1000) - DAY_SPREAD_MS)
+            room.listed_from = utc_date(now_ms - DAY_SPREAD_MS)
 
-    async def _read_again_ended(self, room: RoomState, began_ms: int) -> None:
+    async def _read_again_ended(self, room: RoomState) -> None:
         """A room read all over again by a safety pass (``_read_again``): one that still
         leaves something unread or unlisted (a listing refused, a download failed: said
         in the room's findings by the pass) failed, and the room's next pass waits
@@ -667,9 +684,20 @@ class Poller:
         ``logs/`` than a listing takes: 201 requests an attempt) was read all over again
         every minute while the window was in front. One that read everything checked the
         room's history again (``RoomState.unchecked`` goes) and every day of it: no day
-        is left behind (``RoomState.listed_from``) from ``began_ms`` (wall clock) on."""
+        is left behind (``RoomState.listed_from``) from when that pass began on
+        (``RoomState.pass_began_ms``): a round's read again may wait for a pass begun
+        long before (an opening), which listed the room's days then, not when the round
+        began (review of fix102a)."""
         if self._engine._dropped(room):
             return
+        if room.cut_pages and self._local is None:
+            # Its listing of the room's days was cut short behind other windows
+            # (``Backfill._read_history``): what it took is charged and paid from the
+            # pace as a refresh's is, and it failed (the room is not read whole).
+            room.listing_pages = room.cut_pages
+            self.safety_pace.pay(
+                self._engine.config, pages=room.cut_pages, rooms=len(self._engine.rooms)
+            )
         if room.worth_reading_again:
             room.safety_failures += 1
             # the pass set it (later, after a fault of this program: its own wait)
@@ -678,7 +706,8 @@ class Poller:
         room.safety_failures = 0
         room.over_cost.clear()  # every day listed whole
         room.level_over = None  # and the room's days
-        room.listed_from = utc_date(began_ms - DAY_SPREAD_MS)
+        if room.pass_began_ms is not None:
+            room.listed_from = utc_date(room.pass_began_ms - DAY_SPREAD_MS)
         if room.unchecked is not None:
             async with room.lock:
                 if await self._engine._serially(_checked, room, room=room.room_id):
@@ -1314,6 +1343,7 @@ class Poller:
             return
         task = room.backfill
         if task is None or task.done():
+            self.reading_from_now(room)
             task = asyncio.create_task(
                 self._backfill.fetch_history(room), name=f"bc-history-{room.room_id}"
             )
@@ -1484,13 +1514,13 @@ class Poller:
         pages = listing_pages(level_names)
         heavy: list[tuple[str, int, int]] = []  # days of more than a page: names, junk
         day_names = set(listed_days)
-        room.level_over = _level_over(level_names) if cut else None
+        room.level_over = level_over_note(level_names) if cut else None
         if cut:
             # The junk may sort before the days (a listing is in name order, folders and
             # objects together): the newest days by the clock are listed each by itself,
             # one that is not there as an empty folder is (an object store has none).
             now_ms = int(time.time() * 1000)
-            listed_days = sorted({*listed_days, *(utc_date(now_ms + d) for d in _NEAR_DAYS)})
+            listed_days = sorted({*listed_days, *(utc_date(now_ms + d) for d in NEAR_DAYS)})
         # Days read before that are no longer listed at all (removed whole: an object
         # store has no empty folders): noted as an opening notes them, from the listing
         # of the days this round makes anyway — not listed one by one, there is nothing
@@ -1910,25 +1940,6 @@ def _over_cost(date: str, listed: list[ObjectInfo]) -> str:
     return (
         f"its day {terminal_safe(date, limit=40)} holds over {len(listed):,} objects, "
         f"{junk:,} of the first {len(listed):,} not segments"
-    )
-
-
-_NEAR_DAYS = (-86_400_000, 0, 86_400_000)
-"""Yesterday's, today's and tomorrow's UTC dates, from now in ms: where late deliveries
-land (``ids.newest_days``), listed by themselves when the room's days could not be listed
-whole in the background (``Poller.refresh``)."""
-
-
-def _level_over(names: int) -> str:
-    """The room's note (``RoomState.level_over``) when a background listing of its days
-    stopped after ``names`` names (``LEVEL_PAGES_MAX`` pages)."""
-    return (
-        f"its logs folder holds over {names:,} objects and folders right in it (day "
-        f"folders hold the room's history; a member may write anything there): listing "
-        f"them takes more than the {LEVEL_PAGES_MAX} requests a storage may spend on them "
-        "in the background, so the room's days older than yesterday are listed only while "
-        "the room is on screen with the window in front; new messages of yesterday, today "
-        "and tomorrow are still fetched"
     )
 
 

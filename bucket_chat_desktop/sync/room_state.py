@@ -114,12 +114,20 @@ class RoomState:
     # member wrote, red team rt102), or None: its older days are then not looked at in
     # the background. A listing of the room's days whole clears it. Loop-side.
     level_over: str | None = None
+    # Pages the room's last pass through its history took when its listing of the days
+    # was cut short so (``Backfill._read_history``), else 0: a safety round's read again
+    # is charged and paid them (``Poller._read_again_ended``). Loop-side.
+    cut_pages: int = 0
     # The oldest day (``logs/<date>/``) a message written since the room's last safety
     # listing may be in that the listings of its newest days no longer look at: a local
     # date of a writer west of UTC when that listing began, or the first day a listing
     # left for the next (``ids.days_left_behind``, ``poller.BEHIND_DAYS_MAX`` a round).
     # None: nothing left behind (no safety listing yet). Loop-side.
     listed_from: str | None = None
+    # When (wall clock, ms) the room's last pass through its history began
+    # (``Poller.reading_from_now``), before it listed the room's days: a read again that
+    # lists every day leaves no day behind from then on (``listed_from``). Loop-side.
+    pass_began_ms: int | None = None
     # Since when (wall clock, seconds) and why the room's history could not be checked:
     # its safety listing failed (refused by the storage for this room, or twice in a
     # row). A segment removed or rewritten meanwhile is not noticed, so the verdict is

@@ -246,9 +246,12 @@ def test_a_room_overfilled_with_junk_starves_no_other_and_says_so(
             state = idle.engine.rooms[rooms[0]]
             assert state.partial
             said = [f.message for f in unread_findings(state) if f.kind is Kind.UNREAD]
-            if at_open:  # read all over again: tried after 0, 1, 2, 4 periods, not 70 times
-                assert bucket.refused == 5, bucket.refused
-                assert any(f"more than {LIST_MAX_OBJECTS:,} objects" in m for m in said), said
+            if at_open:  # its opening too lists 10 pages at most behind other windows
+                # (review of fix102b; before: refused at the opening, then read all over
+                # again after 0, 1, 2, 4 periods, 201 requests each)
+                assert (bucket.refused, bucket.cut) == (0, 3), (bucket.refused, bucket.cut)
+                assert any("its logs folder holds over 10,000 objects" in m for m in said), said
+                assert idle.engine.online, idle.engine.status_message
             else:  # listed a level's 10 pages at most, charged 13 pages: 2 times, not 7
                 assert (bucket.refused, bucket.cut) == (0, 2), (bucket.refused, bucket.cut)
                 assert said[0].startswith(UNCHECKED_NOTE), said
@@ -259,11 +262,14 @@ def test_a_room_overfilled_with_junk_starves_no_other_and_says_so(
             idle.engine.focus(rooms[0])
             before = bucket.refused
             await _idle_for(idle, 2)  # 160 rounds
-            # after 4 failures in a row (5 since it was opened): every minute doubled
-            # four or five times, 8 or 16 min, then doubling: 4 at most in 2 hours (160
-            # times before)
+            # since it was opened: after 2 background attempts (refreshes that failed in
+            # front, every 15 min on screen, doubling): 4 at most in 2 hours. At its
+            # opening: never refused behind other windows (cut short, not failed), so in
+            # front it is read all over again from a minute on, doubling: 0, 1, 3, 7,
+            # 15, 31, 63 min, 7 at most in 2 hours (160 times before rt77)
             assert state.safety_failures >= 4
-            assert bucket.refused - before <= 4, bucket.refused - before
+            most = 7 if at_open else 4
+            assert bucket.refused - before <= most, bucket.refused - before
         finally:
             await idle.engine.close()
 
