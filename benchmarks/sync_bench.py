@@ -164,6 +164,12 @@ class CountingStorage(Storage):
         self.counts["list"] += max(1, (names + 999) // 1000)
         return level
 
+    async def list_level_first(self, prefix: str, most: int) -> Level:
+        level = await self.inner.list_level_first(prefix, most)
+        names = len(level.folders) + len(level.objects) + level.more
+        self.counts["list"] += max(1, (names + 999) // 1000)
+        return level
+
     async def exists(self, path: str) -> bool:
         self.counts["get"] += 1
         return await self.inner.exists(path)

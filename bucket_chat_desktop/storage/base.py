@@ -479,15 +479,17 @@ class Storage(abc.ABC):
         """One listing of ``prefix``'s level: the names of the "folders" right below it
         (as ``list_dirs``) and of the plain objects right in it, each sorted."""
 
+    @abc.abstractmethod
     async def list_level_first(self, prefix: str, most: int) -> Level:
         """As ``list_level``, but a bucket asks only the pages ``most`` names take
         (folders and objects right in the level counted alike, in name order) and stops
         there: the ``Level`` is ``cut`` when the service had more. A member may write any
         number of objects right into a room's ``logs/``; what listing it may cost is the
         caller's to choose (``Poller.refresh`` behind other windows: red team rt102).
-        Here: the whole level (a folder, where listing costs nothing), cut to the first
-        ``most`` names in name order (a folder's name sorting as it does with its "/")."""
-        return level_first(await self.list_level(prefix), most)
+        A folder lists the whole level and cuts it (``level_first``: listing costs
+        nothing there); a wrapper forwards it. Abstract: a default that listed the whole
+        level was silently wrong for a wrapper around a bucket that forgot to forward
+        it (every page of a member's junk listed again)."""
 
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         """Objects under ``prefix`` whose path sorts after ``after``."""

@@ -131,6 +131,9 @@ class AsBucket(Storage):
     async def list_level(self, prefix: str) -> Level:
         return await self.inner.list_level(prefix)
 
+    async def list_level_first(self, prefix: str, most: int) -> Level:
+        return await self.inner.list_level_first(prefix, most)
+
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         return await self.inner.list_after(prefix, after)
 
