@@ -154,6 +154,13 @@ class CountingStorage(Storage):
         self.counts["list"] += max(1, (len(items) + 999) // 1000)
         return items
 
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        items, more = await self.inner.list_first(prefix, after, most)
+        self.counts["list"] += max(1, (len(items) + 999) // 1000)
+        return items, more
+
     async def list_dirs(self, prefix: str) -> list[str]:
         self.counts["list"] += 1
         return await self.inner.list_dirs(prefix)

@@ -496,6 +496,7 @@ class Storage(abc.ABC):
         items = await self.list_objects(prefix)
         return items if after is None else [i for i in items if i.path > after]
 
+    @abc.abstractmethod
     async def list_first(
         self, prefix: str, after: str | None, most: int
     ) -> tuple[list[ObjectInfo], bool]:
@@ -506,10 +507,9 @@ class Storage(abc.ABC):
         start, and names before ``after`` count against ``most`` there. What a listing
         of a folder a member filled with junk may cost is then the caller's to choose
         (``sync/poller.py``: a room's background listing, a listing owed by a read on a
-        notice). Here: the whole listing, cut (a folder, where listing costs nothing)."""
-        items = await self.list_after(prefix, after)
-        most = max(most, 0)
-        return items[:most], len(items) > most
+        notice). A folder lists whole and cuts (listing costs nothing there); a wrapper
+        forwards it. Abstract, as ``list_level_first`` is: a default that listed whole
+        lost the cap silently for a wrapper around a bucket that did not forward it."""
 
     async def list_between(self, prefix: str, after: str | None, before: str) -> list[ObjectInfo]:
         """Objects under ``prefix`` whose path sorts after ``after`` and before

@@ -880,6 +880,15 @@ class LocalStorage(Storage):
             _listing("level", prefix),
         )
 
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        """The whole listing after ``after``, cut to its first ``most`` objects: listing
+        a folder costs no request."""
+        items = await self.list_after(prefix, after)
+        most = max(most, 0)
+        return items[:most], len(items) > most
+
     async def list_level_first(self, prefix: str, most: int) -> Level:
         """The whole level, cut to its first ``most`` names (``level_first``): listing a
         folder costs no request."""

@@ -3,7 +3,8 @@ asks only the pages ``most`` names take, behind other windows) had a default in 
 base class that listed the whole level and cut it afterwards: right for a folder, where
 listing costs nothing, and silently wrong for a wrapper around a bucket that forgot to
 forward it (``WatchedStorage`` needed an explicit override). A member's junk right in
-``logs/`` then cost every page again. The capped listings are now abstract: a storage
+``logs/`` then cost every page again. ``list_first`` (a day folder's listing, capped
+the same way) had the same default. The capped listings are now abstract: a storage
 says how it caps them, or it cannot be made.
 
 A wrapper forwarding to a folder storage, as ``WatchedStorage`` forwards to any
@@ -51,9 +52,13 @@ class ForgetsLevelFirst(Forwarding):
         return await self.inner.list_first(prefix, after, most)
 
 
-class Forwards(ForgetsLevelFirst):
+class ForgetsFirst(Forwarding):
     async def list_level_first(self, prefix: str, most: int) -> Level:
         return await self.inner.list_level_first(prefix, most)
+
+
+class Forwards(ForgetsLevelFirst, ForgetsFirst):
+    pass
 
 
 def test_a_storage_that_does_not_say_how_it_caps_a_level_listing_cannot_be_made(
@@ -61,6 +66,13 @@ def test_a_storage_that_does_not_say_how_it_caps_a_level_listing_cannot_be_made(
 ) -> None:
     with pytest.raises(TypeError, match="list_level_first"):
         ForgetsLevelFirst(LocalStorage(tmp_path))  # type: ignore[abstract]
+
+
+def test_a_storage_that_does_not_say_how_it_caps_a_folders_listing_cannot_be_made(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(TypeError, match="list_first"):
+        ForgetsFirst(LocalStorage(tmp_path))  # type: ignore[abstract]
 
 
 def test_a_storage_that_forwards_its_capped_listings_gets_the_folders_answer_cut(

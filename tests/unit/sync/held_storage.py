@@ -137,5 +137,10 @@ class AsBucket(Storage):
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         return await self.inner.list_after(prefix, after)
 
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        return await self.inner.list_first(prefix, after, most)
+
     async def exists(self, path: str) -> bool:
         return await self.inner.exists(path)
