@@ -154,12 +154,25 @@ class CountingStorage(Storage):
         self.counts["list"] += max(1, (len(items) + 999) // 1000)
         return items
 
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        items, more = await self.inner.list_first(prefix, after, most)
+        self.counts["list"] += max(1, (len(items) + 999) // 1000)
+        return items, more
+
     async def list_dirs(self, prefix: str) -> list[str]:
         self.counts["list"] += 1
         return await self.inner.list_dirs(prefix)
 
     async def list_level(self, prefix: str) -> Level:
         level = await self.inner.list_level(prefix)
+        names = len(level.folders) + len(level.objects) + level.more
+        self.counts["list"] += max(1, (names + 999) // 1000)
+        return level
+
+    async def list_level_first(self, prefix: str, most: int) -> Level:
+        level = await self.inner.list_level_first(prefix, most)
         names = len(level.folders) + len(level.objects) + level.more
         self.counts["list"] += max(1, (names + 999) // 1000)
         return level

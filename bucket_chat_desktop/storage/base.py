@@ -479,21 +479,24 @@ class Storage(abc.ABC):
         """One listing of ``prefix``'s level: the names of the "folders" right below it
         (as ``list_dirs``) and of the plain objects right in it, each sorted."""
 
+    @abc.abstractmethod
     async def list_level_first(self, prefix: str, most: int) -> Level:
         """As ``list_level``, but a bucket asks only the pages ``most`` names take
         (folders and objects right in the level counted alike, in name order) and stops
         there: the ``Level`` is ``cut`` when the service had more. A member may write any
         number of objects right into a room's ``logs/``; what listing it may cost is the
         caller's to choose (``Poller.refresh`` behind other windows: red team rt102).
-        Here: the whole level (a folder, where listing costs nothing), cut to the first
-        ``most`` names in name order (a folder's name sorting as it does with its "/")."""
-        return level_first(await self.list_level(prefix), most)
+        A folder lists the whole level and cuts it (``level_first``: listing costs
+        nothing there); a wrapper forwards it. Abstract: a default that listed the whole
+        level was silently wrong for a wrapper around a bucket that forgot to forward
+        it (every page of a member's junk listed again)."""
 
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         """Objects under ``prefix`` whose path sorts after ``after``."""
         items = await self.list_objects(prefix)
         return items if after is None else [i for i in items if i.path > after]
 
+    @abc.abstractmethod
     async def list_first(
         self, prefix: str, after: str | None, most: int
     ) -> tuple[list[ObjectInfo], bool]:
@@ -504,10 +507,9 @@ class Storage(abc.ABC):
         start, and names before ``after`` count against ``most`` there. What a listing
         of a folder a member filled with junk may cost is then the caller's to choose
         (``sync/poller.py``: a room's background listing, a listing owed by a read on a
-        notice). Here: the whole listing, cut (a folder, where listing costs nothing)."""
-        items = await self.list_after(prefix, after)
-        most = max(most, 0)
-        return items[:most], len(items) > most
+        notice). A folder lists whole and cuts (listing costs nothing there); a wrapper
+        forwards it. Abstract, as ``list_level_first`` is: a default that listed whole
+        lost the cap silently for a wrapper around a bucket that did not forward it."""
 
     async def list_between(self, prefix: str, after: str | None, before: str) -> list[ObjectInfo]:
         """Objects under ``prefix`` whose path sorts after ``after`` and before

@@ -63,6 +63,7 @@ from .base import (
     StorageNotFoundError,
     StorageOfflineError,
     check_object_path,
+    level_first,
     level_of,
     shown_object_name,
     taken_but_missing,
@@ -878,6 +879,20 @@ class LocalStorage(Storage):
             f"cannot list {prefix or '/'}",
             _listing("level", prefix),
         )
+
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        """The whole listing after ``after``, cut to its first ``most`` objects: listing
+        a folder costs no request."""
+        items = await self.list_after(prefix, after)
+        most = max(most, 0)
+        return items[:most], len(items) > most
+
+    async def list_level_first(self, prefix: str, most: int) -> Level:
+        """The whole level, cut to its first ``most`` names (``level_first``): listing a
+        folder costs no request."""
+        return level_first(await self.list_level(prefix), most)
 
     def _list_level(self, prefix: str) -> Level:
         rel = prefix.rstrip("/") if prefix.strip("/") else ""

@@ -47,6 +47,18 @@ from .feed import ChangeFeed
 
 _MD5_ETAG = re.compile(r'"?[0-9a-fA-F]{32}"?')
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}")  # us-east-1, eu-central-2, us-gov-west-1
+# The two date forms S3 sends, exactly (``fast_timestamp``). A year below 1000 is left
+# to botocore: ``dateutil`` and the standard library read "0075" as different centuries.
+_HTTP_DATE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3]\d "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [1-9]\d{3} "
+    r"[0-2]\d:[0-5]\d:[0-5]\d GMT",
+    re.ASCII,
+)
+_ISO_DATE = re.compile(
+    r"[1-9]\d{3}-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-][01]\d:[0-5]\d)",
+    re.ASCII,
+)
 
 AUTH_CODES = {
     "InvalidAccessKeyId",
@@ -108,21 +120,25 @@ def fast_timestamp(value: object) -> datetime.datetime:
     """botocore's ``parse_timestamp`` for the two forms S3 sends (``Last-Modified`` as an
     HTTP date, a listing's ``LastModified`` in ISO 8601), through the standard library:
     botocore hands every one to ``dateutil``, a tenth of the CPU an object's download
-    cost (its header is parsed although nothing here uses it). Anything else, or a
-    form without a time zone, goes to botocore's own parser, which decides as before."""
+    cost (its header is parsed although nothing here uses it). Only a value of exactly
+    one of those forms takes the fast path (``_HTTP_DATE``, ``_ISO_DATE``): the standard
+    library's parsers accept more (an ``EST`` or ``+0500`` zone before ``GMT``, ISO week
+    dates, any hour's digits) than ``dateutil`` does. Anything else, or a value the fast
+    path cannot read, goes to botocore's own parser, which decides (and raises) as
+    before."""
     from botocore.utils import parse_timestamp  # type: ignore[import-untyped]
 
     if isinstance(value, str):
+        found: datetime.datetime | None = None
         try:
-            if value.endswith(" GMT"):  # "Tue, 08 Dec 2026 05:00:00 GMT"
+            if _HTTP_DATE.fullmatch(value):  # "Tue, 08 Dec 2026 05:00:00 GMT"
                 found = parsedate_to_datetime(value)
-            else:  # "2026-12-08T05:00:00.000Z"
+            elif _ISO_DATE.fullmatch(value):  # "2026-12-08T05:00:00.000Z"
                 found = datetime.datetime.fromisoformat(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             pass
-        else:
-            if found.tzinfo is not None:
-                return found
+        if found is not None and found.tzinfo is not None:
+            return found
     parsed: datetime.datetime = parse_timestamp(value)
     return parsed
 

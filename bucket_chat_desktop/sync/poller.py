@@ -1974,12 +1974,24 @@ def _dates_between(since: str, now_ms: int) -> set[str]:
     return {(last - datetime.timedelta(days=i)).isoformat() for i in range(max(count, 0))}
 
 
+OVER_COST_NAMED = 3
+"""Days too costly to list in the background that the room's note names (the newest);
+the others it counts (``_over_cost_note``)."""
+
+
 def _over_cost_note(over_cost: dict[str, str]) -> str | None:
     """The room's note (``RoomState.unchecked``) of the days its background listing could
-    not list whole (``RoomState.over_cost``), newest first; None when there are none."""
+    not list whole (``RoomState.over_cost``): the newest ``OVER_COST_NAMED`` named, the
+    others counted; None when there are none. Behind other windows no note of a day goes
+    (the room is not listed whole there): a member who pads each day's folder made a note
+    that named them all one day longer every day."""
     if not over_cost:
         return None
-    days = "; ".join(over_cost[d] for d in sorted(over_cost, reverse=True))
+    newest = sorted(over_cost, reverse=True)
+    days = "; ".join(over_cost[d] for d in newest[:OVER_COST_NAMED])
+    if len(newest) > OVER_COST_NAMED:
+        more = len(newest) - OVER_COST_NAMED
+        days += f"; and {more:,} more day{'s' if more > 1 else ''}"
     return (
         f"{days}: listing {'it' if len(over_cost) == 1 else 'them'} takes more than the "
         f"{SAFETY_PAGES_MAX} requests a storage may spend on a room in the background, so "

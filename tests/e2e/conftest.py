@@ -44,17 +44,23 @@ class Device:
     # wide, so that tests of other things read a line whole; None: the command's default
     columns: str | None = "100000"
 
+    def own_env(self) -> dict[str, str | None]:
+        """The variables this device sets over the test's environment (None: unset)."""
+        return {
+            "BUCKET_CHAT_HOME": str(self.home),
+            "BUCKET_CHAT_KEY_STORE": "file",
+            "BUCKET_CHAT_PASSPHRASE": PASSPHRASE,
+            "BUCKET_CHAT_STORAGE": None,
+            "COLUMNS": self.columns,
+        }
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(
-            BUCKET_CHAT_HOME=str(self.home),
-            BUCKET_CHAT_KEY_STORE="file",
-            BUCKET_CHAT_PASSPHRASE=PASSPHRASE,
-        )
-        env.pop("BUCKET_CHAT_STORAGE", None)
-        env.pop("COLUMNS", None)
-        if self.columns is not None:
-            env["COLUMNS"] = self.columns
+        for key, value in self.own_env().items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         return env
 
     def run(
@@ -78,17 +84,19 @@ class Device:
     ) -> subprocess.CompletedProcess[str]:
         """``run``'s command in this process, for a test's set-up only: ``main`` with the
         same arguments, this device's environment and ``input`` on standard input (else
-        an empty one), its output captured. The environment, the passphrase ``main``
-        claims from it and the root logger's handlers are put back as they were."""
+        an empty one), its output captured. The device's own variables (``own_env``), the
+        passphrase ``main`` claims from them and the root logger's handlers are put back
+        as they were. Only those variables change: the environment was cleared and
+        refilled whole, twice, under threads an earlier in-process run may have left
+        (fsspec's I/O loop) that read it, and what one of them set meanwhile was lost."""
         argv = ["-s", str(self.store), *args]
-        env = self.env()
-        saved = dict(os.environ)
+        own = self.own_env()
+        saved = {key: os.environ.get(key) for key in own}
         claimed = passphrase._claimed
         handlers = list(logging.getLogger().handlers)
         out, err = io.StringIO(), io.StringIO()
         try:
-            os.environ.clear()
-            os.environ.update(env)
+            _set_env(own)
             with (
                 contextlib.redirect_stdout(out),
                 contextlib.redirect_stderr(err),
@@ -99,8 +107,7 @@ class Device:
                 except SystemExit as exc:  # argparse
                     code = exc.code if isinstance(exc.code, int) else 2
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            _set_env(saved)
             passphrase._claimed = claimed
             for handler in logging.getLogger().handlers:  # one main's basicConfig added
                 if handler not in handlers:
@@ -125,6 +132,15 @@ class Device:
 
     def json(self, *args: str, check: bool = True) -> Any:
         return json.loads(self.run(*args, "--json", check=check).stdout)
+
+
+def _set_env(values: dict[str, str | None]) -> None:
+    """Each of ``values`` into the process's environment, one at a time (None: unset)."""
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @contextlib.contextmanager

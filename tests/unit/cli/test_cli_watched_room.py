@@ -112,6 +112,9 @@ class Bucket(Storage):
     async def list_level(self, prefix: str) -> Level:
         return await self.inner.list_level(prefix)
 
+    async def list_level_first(self, prefix: str, most: int) -> Level:
+        return await self.inner.list_level_first(prefix, most)
+
     async def exists(self, path: str) -> bool:
         return path not in self.hidden and await self.inner.exists(path)
 

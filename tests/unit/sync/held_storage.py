@@ -131,8 +131,16 @@ class AsBucket(Storage):
     async def list_level(self, prefix: str) -> Level:
         return await self.inner.list_level(prefix)
 
+    async def list_level_first(self, prefix: str, most: int) -> Level:
+        return await self.inner.list_level_first(prefix, most)
+
     async def list_after(self, prefix: str, after: str | None) -> list[ObjectInfo]:
         return await self.inner.list_after(prefix, after)
+
+    async def list_first(
+        self, prefix: str, after: str | None, most: int
+    ) -> tuple[list[ObjectInfo], bool]:
+        return await self.inner.list_first(prefix, after, most)
 
     async def exists(self, path: str) -> bool:
         return await self.inner.exists(path)
