@@ -112,6 +112,22 @@ class Desk:
             state is not None and state.complete and self.controller.result(key) is state.result
         )
 
+    def settled(self, room: str) -> bool:
+        """Nothing the engine owes the room is still to come: no full audit put off by the
+        re-audit pace (``RoomState.audit_owed``), no release of rows dated ahead under
+        way, and the window shows the engine's newest audit. What arrives next is then
+        the next arrival's, not a delivery owed for an earlier one."""
+        key = self.key(room)
+        attached = self.controller.client._storages.get(key.split("/")[0])
+        state = attached.engine.rooms.get(room) if attached else None
+        return bool(
+            state is not None
+            and not state.audit_owed
+            and (state.reaudit is None or state.reaudit.done())
+            and (state.releasing is None or state.releasing.done())
+            and self.controller.result(key) is state.result
+        )
+
     def shows(self, room: str, event_id: str) -> bool:
         """The room's latest audit has a row of ``event_id``."""
         result = self.controller.result(self.key(room))
