@@ -815,7 +815,11 @@ class Publisher:
             for key, t in queue.items()
             if key not in met and key not in named and key != key_text
         )
-        left.sort(key=lambda item: item[0])  # stable: the moved first within a turn
+        # Within a turn, chains this engine never named come before those it named and
+        # that moved again: cut to ``WITNESS_QUEUE_KEPT``, a full queue dropped a newcomer
+        # while 64 chains the provider moved again after each send kept their places
+        # (red team rt104). Otherwise stable: the moved first within a turn.
+        left.sort(key=lambda item: (item[0], item[1] in told))
         return witness, {key: t for t, key in left[:WITNESS_QUEUE_KEPT]}
 
     async def follow_read(
