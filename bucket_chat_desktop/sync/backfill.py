@@ -107,10 +107,12 @@ LEFT_BEHIND = 2
 LEFT_BEHIND_MAX = 4
 STRAGGLER_GRACE = 1.0
 
-NEAR_DAYS = (-86_400_000, 0, 86_400_000)
-"""Yesterday's, today's and tomorrow's UTC dates, from now in ms: where late deliveries
-land (``ids.newest_days``), listed by themselves when the room's days could not be listed
-whole in the background (``Poller.refresh``, ``Backfill._read_history``)."""
+
+def near_dates(now_ms: int) -> set[str]:
+    """Yesterday's, today's and tomorrow's UTC dates at ``now_ms``: where late deliveries
+    land (``ids.newest_days``), listed by themselves when the room's days could not be
+    listed whole in the background (``Poller.refresh``, ``Backfill._read_history``)."""
+    return {utc_date(now_ms + d * 86_400_000) for d in (-1, 0, 1)}
 
 
 LEVEL_OVER = "its logs folder holds over "
@@ -331,7 +333,7 @@ class Backfill:
         listing's do (``Poller.refresh``): junk a member wrote right in ``logs/`` made
         every opening and read again page through all of it, 201 requests a try past
         200,000 names, and the listing was refused (review of fix102b). A listing cut so
-        does not show every day: its days shown, the newest by the clock (``NEAR_DAYS``)
+        does not show every day: its days shown, the newest by the clock (``near_dates``)
         and those ``also`` names are listed each by itself; no day is called gone, no
         refusal forgotten, no note of another day dropped; the room is noted as not
         listed completely (``RoomState.level_over`` says why): read all over again once
@@ -345,9 +347,7 @@ class Backfill:
         room.level_over = level_over_note(names) if cut else None
         pages = [listing_pages(names)]  # what a cut pass took: the room is charged it
         if cut:
-            now_ms = int(time.time() * 1000)
-            near = {utc_date(now_ms + d) for d in NEAR_DAYS}
-            days = sorted({*days, *near, *also})
+            days = sorted({*days, *near_dates(int(time.time() * 1000)), *also})
         dates = sorted(days, reverse=True)
         self._engine._set_online(True, "")
         # Whether a refusal's finding went (``relist``) or came: the room's verdict changed.

@@ -55,12 +55,12 @@ from ..storage.feed import ChangeFeed
 from ..storage.local import LocalStorage
 from . import keeper as room_keeper
 from .backfill import (
-    NEAR_DAYS,
     NO_DAY_LISTED,
     UNKNOWN_SIZE,
     cut_short_only,
     drop_refused_days,
     level_over_note,
+    near_dates,
     note_days_gone,
 )
 from .events import ChangeFeedStatus
@@ -1519,8 +1519,7 @@ class Poller:
             # The junk may sort before the days (a listing is in name order, folders and
             # objects together): the newest days by the clock are listed each by itself,
             # one that is not there as an empty folder is (an object store has none).
-            now_ms = int(time.time() * 1000)
-            listed_days = sorted({*listed_days, *(utc_date(now_ms + d) for d in NEAR_DAYS)})
+            listed_days = sorted({*listed_days, *near_dates(int(time.time() * 1000))})
         # Days read before that are no longer listed at all (removed whole: an object
         # store has no empty folders): noted as an opening notes them, from the listing
         # of the days this round makes anyway — not listed one by one, there is nothing
